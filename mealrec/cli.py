@@ -1,0 +1,170 @@
+"""Command line: ``mealrec train``, ``mealrec data stats|fetch``, ``mealrec models``, ``mealrec datasets``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .utils import MealRecError
+
+
+def _fmt_table(rows: list[dict], cols: list[str]) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.4f}" if abs(v) < 10 else f"{v:,.2f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    data = [[cell(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(d[i]) for d in data)) for i, c in enumerate(cols)]
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    sep = "  ".join("-" * w for w in widths)
+    body = "\n".join("  ".join(v.rjust(w) for v, w in zip(d, widths)) for d in data)
+    return f"{line}\n{sep}\n{body}"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import resolve_run_config
+    from .data import dataset_spec, get_dataset
+    from .models import get_model_class
+    from .trainer import train
+
+    model_cls = get_model_class(args.model)
+    spec = dataset_spec(args.dataset)
+    run = resolve_run_config(
+        args.model,
+        args.dataset,
+        model_cls,
+        dataset_overrides={"train": spec.train, "model_overrides": spec.model_overrides},
+        user_file=args.config,
+        train_overrides={"epochs": args.epochs, "seed": args.seed, "device": args.device, "batch_size": args.batch_size},
+    )
+    ds = get_dataset(args.dataset, data_dir=args.data_dir, text_encoder=args.text_encoder, progress=not args.quiet)
+    out = args.out
+    if out is None:
+        out = Path("results") / args.dataset / f"{args.model}-seed{run.train.seed}.json"
+    elif Path(out).suffix != ".json":
+        out = Path(out) / f"{args.dataset}-{args.model}-seed{run.train.seed}.json"
+    res = train(run, ds, out=out, progress=not args.quiet)
+    row = {"model": args.model, "dataset": args.dataset, "best_epoch": res.best_epoch, **res.test}
+    print(f"\nTest metrics (full ranking over {ds.n_items - 1:,} items, history not masked, best valid NDCG@10 checkpoint):")
+    print(_fmt_table([row], list(row)))
+    t = res.timing
+    print(
+        f"\ntrain {t['train_time_per_epoch_s']:.2f} s/epoch, eval {t['eval_time_per_epoch_s']:.2f} s/epoch, "
+        f"peak memory {t['peak_memory_mb']:,.0f} MB ({t['memory_measure']}), {t['epochs_run']} epochs"
+    )
+    print(f"result: {out}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from .data import dataset_names, get_dataset
+
+    names = dataset_names() if args.name == "all" else [args.name]
+    rows = []
+    for n in names:
+        try:
+            ds = get_dataset(n, data_dir=args.data_dir, progress=False)
+        except MealRecError as e:
+            if args.name != "all":
+                raise
+            print(f"{n}: skipped ({e})", file=sys.stderr)
+            continue
+        s = ds.stats()
+        rows.append(
+            {
+                "Dataset": n,
+                "#Users": s["users"],
+                "#Items": s["items"],
+                "#Interactions": s["interactions"],
+                "Avg. Length": round(s["avg_length"], 2),
+                "Sparsity": f"{100 * s['sparsity']:.2f}%",
+                "interactions": ds.metadata["interactions"],
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(_fmt_table(rows, list(rows[0])))
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .data import microlens
+
+    if args.name != "microlens-50k":
+        raise MealRecError(f"unknown downloadable dataset {args.name!r}; valid: microlens-50k")
+    data_dir = args.data_dir or microlens.default_data_dir()
+    if data_dir is None:
+        raise MealRecError("pass --data-dir DIR (or set MEALREC_DATA) to say where to put the files")
+    folder = microlens.fetch(data_dir, base_url=args.url)
+    print(folder)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import MODELS
+
+    for name, cls in sorted(MODELS.items()):
+        print(f"{name:24s} {cls.paper}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import dataset_names, dataset_spec
+
+    for n in dataset_names():
+        print(f"{n:20s} {dataset_spec(n).description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mealrec", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train and evaluate one model on one dataset")
+    t.add_argument("--model", required=True, help="model name (see `mealrec models`)")
+    t.add_argument("--dataset", required=True, help="dataset name (see `mealrec datasets`)")
+    t.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    t.add_argument("--config", help="YAML file with `train:` and/or `model:` overrides")
+    t.add_argument("--out", help="result .json path, or a directory (default results/<dataset>/<model>-seed<seed>.json)")
+    t.add_argument("--data-dir", help="folder holding microlens-50k/ (default $MEALREC_DATA)")
+    t.add_argument("--text-encoder", default="auto", choices=["auto", "minilm", "hashed"])
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=cmd_train)
+
+    d = sub.add_parser("data", help="dataset statistics and downloads")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    s = dsub.add_parser("stats", help="Table 1's columns for a dataset (or `all`)")
+    s.add_argument("name")
+    s.add_argument("--data-dir")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_stats)
+    f = dsub.add_parser("fetch", help="download official files and verify SHA-256")
+    f.add_argument("name", help="microlens-50k")
+    f.add_argument("--data-dir")
+    f.add_argument("--url", help="base URL to download from (default: the official site, or $MEALREC_MICROLENS_URL)")
+    f.set_defaults(func=cmd_fetch)
+
+    sub.add_parser("models", help="list registered models").set_defaults(func=cmd_models)
+    sub.add_parser("datasets", help="list registered datasets").set_defaults(func=cmd_datasets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MealRecError as e:
+        print(f"mealrec: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

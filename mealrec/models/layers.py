@@ -1,0 +1,126 @@
+"""Building blocks shared by the sequential models (RecBole's Transformer, re-written).
+
+Post-LayerNorm Transformer layers as in RecBole's ``recbole/model/layers.py``
+(``MultiHeadAttention``, ``FeedForward``, ``TransformerLayer``): residual + dropout +
+LayerNorm after attention and after the feed-forward block, GELU, eps 1e-12.
+Attention uses ``torch.nn.functional.scaled_dot_product_attention`` with RecBole's
+additive mask (-10000 on masked keys), which computes the same function.
+"""
+from __future__ import annotations
+
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LAYER_NORM_EPS = 1e-12
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, hidden: int, n_heads: int, attn_dropout: float, hidden_dropout: float):
+        super().__init__()
+        if hidden % n_heads:
+            raise ValueError(f"hidden_size {hidden} is not a multiple of n_heads {n_heads}")
+        self.n_heads = n_heads
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(hidden, hidden)
+        self.value = nn.Linear(hidden, hidden)
+        self.dense = nn.Linear(hidden, hidden)
+        self.attn_dropout = attn_dropout
+        self.out_dropout = nn.Dropout(hidden_dropout)
+        self.norm = nn.LayerNorm(hidden, eps=LAYER_NORM_EPS)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        # x (B, L, d); mask additive, broadcastable to (B, h, L, Lk); context (B, Lk, d) or None (self-attention)
+        B, L, d = x.shape
+        kv = x if context is None else context
+        Lk = kv.shape[1]
+        h = self.n_heads
+        q = self.query(x).view(B, L, h, d // h).transpose(1, 2)  # (B, h, L, dh)
+        k = self.key(kv).view(B, Lk, h, d // h).transpose(1, 2)
+        v = self.value(kv).view(B, Lk, h, d // h).transpose(1, 2)
+        p = self.attn_dropout if self.training else 0.0
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, L, dh)
+        ctx = ctx.transpose(1, 2).reshape(B, L, d)
+        return self.norm(self.out_dropout(self.dense(ctx)) + x)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, hidden: int, inner: int, hidden_dropout: float):
+        super().__init__()
+        self.dense_1 = nn.Linear(hidden, inner)
+        self.dense_2 = nn.Linear(inner, hidden)
+        self.dropout = nn.Dropout(hidden_dropout)
+        self.norm = nn.LayerNorm(hidden, eps=LAYER_NORM_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.dropout(self.dense_2(F.gelu(self.dense_1(x)))) + x)
+
+
+class TransformerLayer(nn.Module):
+    def __init__(self, hidden: int, n_heads: int, inner: int, hidden_dropout: float, attn_dropout: float):
+        super().__init__()
+        self.attention = MultiHeadAttention(hidden, n_heads, attn_dropout, hidden_dropout)
+        self.ffn = FeedForward(hidden, inner, hidden_dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.ffn(self.attention(x, mask))
+
+
+class TransformerEncoder(nn.Module):
+    def __init__(self, n_layers: int, hidden: int, n_heads: int, inner: int, hidden_dropout: float, attn_dropout: float):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            TransformerLayer(hidden, n_heads, inner, hidden_dropout, attn_dropout) for _ in range(n_layers)
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x
+
+
+def causal_padding_mask(item_seq: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """RecBole's unidirectional mask: query i sees keys j <= i that are not padding.
+    ``item_seq (B, L)`` -> additive mask ``(B, 1, L, L)`` with 0 (allowed) or -10000."""
+    L = item_seq.shape[1]
+    keys = (item_seq != 0)[:, None, None, :]  # (B, 1, 1, L)
+    causal = torch.ones(L, L, dtype=torch.bool, device=item_seq.device).tril()[None, None]
+    allowed = keys & causal
+    return torch.zeros(allowed.shape, dtype=dtype, device=item_seq.device).masked_fill(~allowed, -10000.0)
+
+
+def bidirectional_padding_mask(item_seq: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Every query sees every non-padding key. ``(B, L)`` -> ``(B, 1, 1, L)`` additive."""
+    keys = (item_seq != 0)[:, None, None, :]
+    return torch.zeros(keys.shape, dtype=dtype, device=item_seq.device).masked_fill(~keys, -10000.0)
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """RecBole's initialisation: N(0, std) for Linear and Embedding weights, zero biases,
+    LayerNorm weight 1 and bias 0."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        module.weight.data.normal_(mean=0.0, std=std)
+    elif isinstance(module, nn.LayerNorm):
+        module.bias.data.zero_()
+        module.weight.data.fill_(1.0)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        module.bias.data.zero_()
+
+
+def gather_last(output: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+    """``output (B, L, d)`` -> the state at position ``item_seq_len - 1`` ``(B, d)``."""
+    idx = (item_seq_len - 1).view(-1, 1, 1).expand(-1, 1, output.shape[-1])
+    return output.gather(1, idx).squeeze(1)
+
+
+__all__ = [
+    "MultiHeadAttention",
+    "FeedForward",
+    "TransformerLayer",
+    "TransformerEncoder",
+    "causal_padding_mask",
+    "bidirectional_padding_mask",
+    "init_weights",
+    "gather_last",
+]

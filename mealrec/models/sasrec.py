@@ -1,0 +1,80 @@
+"""SASRec: self-attentive sequential recommendation.
+
+Paper: W.-C. Kang and J. McAuley, *Self-Attentive Sequential Recommendation*, ICDM 2018.
+Reference code: RUCAIBox/RecBole, ``recbole/model/sequential_recommender/sasrec.py``
+(the variant the MealRec paper and most later work run: cross-entropy over all items).
+
+Architecture: item embedding (padding 0) + learned position embedding -> LayerNorm ->
+dropout -> ``n_layers`` post-LN Transformer layers with a causal + padding mask ->
+state at the last real position. Score of item ``j`` = ``<h_u, E_j>`` (shared item
+embedding). Loss: softmax cross-entropy over all ``n_items`` logits (as RecBole,
+the padding column takes part in training's softmax; evaluation excludes it).
+Initialisation: N(0, 0.02) weights, zero biases (RecBole's ``_init_weights``).
+
+Departures from RecBole: none in the computation. Attention runs through
+``scaled_dot_product_attention`` (same function as RecBole's explicit softmax).
+RecBole's BPR loss option is not implemented (the paper uses CE).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import SequentialRecommender
+from .layers import LAYER_NORM_EPS, TransformerEncoder, causal_padding_mask, gather_last, init_weights
+
+
+@dataclass
+class SASRecConfig:
+    hidden_size: int = 64
+    inner_size: int = 256
+    n_layers: int = 2
+    n_heads: int = 2
+    hidden_dropout: float = 0.5
+    attn_dropout: float = 0.5
+    initializer_range: float = 0.02
+
+
+class SASRec(SequentialRecommender):
+    Config = SASRecConfig
+    paper = "Kang & McAuley, ICDM 2018"
+
+    def __init__(self, config: SASRecConfig, dataset):
+        super().__init__(config, dataset)
+        c = config
+        self.item_embedding = nn.Embedding(self.n_items, c.hidden_size, padding_idx=0)
+        self.position_embedding = nn.Embedding(self.max_len, c.hidden_size)
+        self.encoder = TransformerEncoder(c.n_layers, c.hidden_size, c.n_heads, c.inner_size, c.hidden_dropout, c.attn_dropout)
+        self.norm = nn.LayerNorm(c.hidden_size, eps=LAYER_NORM_EPS)
+        self.dropout = nn.Dropout(c.hidden_dropout)
+        self.apply(lambda m: init_weights(m, c.initializer_range))
+
+    def embed(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Input embeddings ``(B, L, d)``: item + position, LayerNorm, dropout."""
+        pos = torch.arange(item_seq.shape[1], device=item_seq.device)
+        x = self.item_embedding(item_seq) + self.position_embedding(pos)[None]
+        return self.dropout(self.norm(x))
+
+    def encode(self, x: torch.Tensor, item_seq: torch.Tensor) -> torch.Tensor:
+        """Transformer over input embeddings ``x (B, L, d)`` -> all states ``(B, L, d)``."""
+        return self.encoder(x, causal_padding_mask(item_seq, x.dtype))
+
+    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        out = self.encode(self.embed(item_seq), item_seq)  # (B, L, d)
+        return gather_last(out, item_seq_len)  # (B, d)
+
+    def item_representations(self) -> torch.Tensor:
+        return self.item_embedding.weight  # (n_items, d)
+
+    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        h = self.forward(batch["item_seq"], batch["item_seq_len"])  # (B, d)
+        logits = h @ self.item_representations().T  # (B, n_items)
+        loss = F.cross_entropy(logits, batch["target"])
+        return {"loss": loss, "rec": loss.detach()}
+
+    def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        h = self.forward(batch["item_seq"], batch["item_seq_len"])
+        return h @ self.item_representations().T  # (B, n_items)
