@@ -182,24 +182,25 @@ def remap(user_seqs: dict[int, list[int]]) -> tuple[list[np.ndarray], np.ndarray
 
 
 def k_core(user_seqs: dict[int, list[int]], k: int) -> dict[int, list[int]]:
-    """Iterative k-core on users and items: repeat until every user and item has >= k interactions."""
+    """Iterative k-core on users and items: repeat until every user and item has >= k interactions.
+    Order within each sequence is kept."""
     if k <= 1:
-        return dict(user_seqs)
-    current = {u: np.asarray(s, dtype=np.int64) for u, s in user_seqs.items()}
+        return {u: list(s) for u, s in user_seqs.items()}
+    users = np.array(list(user_seqs), dtype=np.int64)
+    lens = np.array([len(s) for s in user_seqs.values()], dtype=np.int64)
+    flat_u = np.repeat(np.arange(len(users)), lens)
+    flat_i = np.concatenate([np.asarray(s, dtype=np.int64) for s in user_seqs.values()]) if len(users) else np.zeros(0, np.int64)
     while True:
-        flat = np.concatenate(list(current.values())) if current else np.zeros(0, np.int64)
-        items, counts = np.unique(flat, return_counts=True)
-        keep_items = items[counts >= k]
-        changed = False
-        nxt = {}
-        for u, s in current.items():
-            kept = s[np.isin(s, keep_items, assume_unique=False)]
-            if len(kept) != len(s):
-                changed = True
-            if len(kept) >= k:
-                nxt[u] = kept
-            else:
-                changed = True
-        current = nxt
-        if not changed:
-            return {u: s.tolist() for u, s in current.items()}
+        _, inv, icount = np.unique(flat_i, return_inverse=True, return_counts=True)
+        keep = icount[inv] >= k
+        ucount = np.bincount(flat_u[keep], minlength=len(users))
+        keep &= ucount[flat_u] >= k
+        if keep.all():
+            break
+        flat_u, flat_i = flat_u[keep], flat_i[keep]
+    out: dict[int, list[int]] = {}
+    bounds = np.flatnonzero(np.diff(flat_u)) + 1
+    for chunk_u, chunk_i in zip(np.split(flat_u, bounds), np.split(flat_i, bounds)):
+        if len(chunk_u):
+            out[int(users[chunk_u[0]])] = chunk_i.tolist()
+    return out

@@ -207,7 +207,7 @@ def frames_for(world: SyntheticWorld, item_ids: np.ndarray, chunk: int = 4096) -
             topic = world.item_topic[ids]
             ident = r.standard_normal((b, VISUAL_DIM), dtype=np.float32) * p.item_scale
             salient = protos[topic] + ident  # (b, d)
-            other_topic = (topic + r.integers(1, max(p.n_topics, 2), size=(b, N_FRAMES))) % p.n_topics
+            other_topic = (topic[:, None] + r.integers(1, max(p.n_topics, 2), size=(b, N_FRAMES))) % p.n_topics
             distract = np.where(
                 (r.random((b, N_FRAMES)) < p.distractor_topic)[..., None],
                 protos[other_topic],

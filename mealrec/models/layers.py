@@ -4,7 +4,8 @@ Post-LayerNorm Transformer layers as in RecBole's ``recbole/model/layers.py``
 (``MultiHeadAttention``, ``FeedForward``, ``TransformerLayer``): residual + dropout +
 LayerNorm after attention and after the feed-forward block, GELU, eps 1e-12.
 Attention uses ``torch.nn.functional.scaled_dot_product_attention`` with RecBole's
-additive mask (-10000 on masked keys), which computes the same function.
+additive mask (-10000 on masked keys), which computes the same function. Dropout masks come from ``torch.rand``
+(:class:`Dropout`) because the CPU Bernoulli kernel dominated training time.
 """
 from __future__ import annotations
 
@@ -14,6 +15,23 @@ import torch.nn.functional as F
 from torch import nn
 
 LAYER_NORM_EPS = 1e-12
+
+
+class Dropout(nn.Module):
+    """Inverted dropout drawn with ``torch.rand`` (about 3x faster on CPU than
+    ``nn.Dropout``'s Bernoulli kernel); the same distribution, another random stream."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand_like(x) >= self.p
+        return x * keep * (1.0 / (1.0 - self.p))
 
 
 class MultiHeadAttention(nn.Module):
@@ -27,7 +45,7 @@ class MultiHeadAttention(nn.Module):
         self.value = nn.Linear(hidden, hidden)
         self.dense = nn.Linear(hidden, hidden)
         self.attn_dropout = attn_dropout
-        self.out_dropout = nn.Dropout(hidden_dropout)
+        self.out_dropout = Dropout(hidden_dropout)
         self.norm = nn.LayerNorm(hidden, eps=LAYER_NORM_EPS)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
@@ -50,7 +68,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.dense_1 = nn.Linear(hidden, inner)
         self.dense_2 = nn.Linear(inner, hidden)
-        self.dropout = nn.Dropout(hidden_dropout)
+        self.dropout = Dropout(hidden_dropout)
         self.norm = nn.LayerNorm(hidden, eps=LAYER_NORM_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,6 +133,7 @@ def gather_last(output: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tenso
 
 
 __all__ = [
+    "Dropout",
     "MultiHeadAttention",
     "FeedForward",
     "TransformerLayer",

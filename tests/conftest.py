@@ -1,0 +1,51 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def real_data_dir() -> Path | None:
+    env = os.environ.get("MEALREC_DATA")
+    for cand in ([Path(env)] if env else []) + [SHARED_DATA]:
+        if (cand / "microlens-50k" / "MicroLens-50k_pairs.tsv").exists():
+            return cand
+    return None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Feature caches of the test session go to a temporary folder."""
+    old = os.environ.get("MEALREC_CACHE")
+    os.environ["MEALREC_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("MEALREC_CACHE", None)
+    else:
+        os.environ["MEALREC_CACHE"] = old
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    d = real_data_dir()
+    if d is None:
+        pytest.skip("MicroLens-50K files not found (../shared/data or $MEALREC_DATA)")
+    return d
+
+
+@pytest.fixture
+def fake_microlens(tmp_path):
+    """Write a small MicroLens-format data directory; returns a function(pairs, titles) -> data_dir."""
+
+    def make(pairs: str, titles: str | None = "item,title\n"):
+        root = tmp_path / "data"
+        folder = root / "microlens-50k"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "MicroLens-50k_pairs.tsv").write_text(pairs, encoding="utf-8")
+        if titles is not None:
+            (folder / "MicroLens-50k_titles.csv").write_text(titles, encoding="utf-8")
+        return root
+
+    return make
