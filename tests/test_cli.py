@@ -1,0 +1,55 @@
+import json
+
+import pytest
+
+from mealrec.cli import main
+
+
+def test_train_prints_table_and_writes_result(tmp_path, capsys):
+    out = tmp_path / "res.json"
+    rc = main(["train", "--model", "sasrec", "--dataset", "synthetic-tiny", "--epochs", "2", "--seed", "3",
+               "--out", str(out), "--quiet", "--device", "cpu"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "ndcg@10" in text and "hr@20" in text and "synthetic-tiny" in text
+    res = json.loads(out.read_text())
+    assert res["config"]["seed"] == 3 and res["config"]["train"]["epochs"] == 2
+    assert len(res["history"]) == 2
+    assert set(res["test"]) == {"hr@10", "hr@20", "ndcg@10", "ndcg@20"}
+
+
+def test_train_out_directory(tmp_path):
+    assert main(["train", "--model", "sasrec", "--dataset", "synthetic-tiny", "--epochs", "1", "--out", str(tmp_path), "--quiet"]) == 0
+    assert (tmp_path / "synthetic-tiny-sasrec-seed2020.json").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--model", "nope", "--dataset", "synthetic-tiny"], "unknown model 'nope'; valid names: sasrec"),
+        (["train", "--model", "sasrec", "--dataset", "nope"], "unknown dataset 'nope'; valid names: .*synthetic-tiny"),
+        (["data", "stats", "nope"], "unknown dataset 'nope'"),
+        (["data", "fetch", "movielens"], "valid: microlens-50k"),
+        (["train", "--model", "sasrec", "--dataset", "synthetic-tiny", "--epochs", "0"], "train.epochs must be >= 1"),
+    ],
+)
+def test_errors_are_one_clear_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    import re
+
+    assert re.search(message, err), err
+    assert "Traceback" not in err
+
+
+def test_data_stats_synthetic(capsys):
+    assert main(["data", "stats", "synthetic-tiny"]) == 0
+    out = capsys.readouterr().out
+    for col in ("#Users", "#Items", "#Interactions", "Avg. Length", "Sparsity"):
+        assert col in out
+    assert "200" in out
+
+
+def test_models_and_datasets_listings(capsys):
+    assert main(["models"]) == 0 and "sasrec" in capsys.readouterr().out
+    assert main(["datasets"]) == 0 and "microlens-big" in capsys.readouterr().out
