@@ -12,12 +12,22 @@ A model is one file with:
 * ``full_sort_predict(batch) -> (B, n_items)``: a score for every item.
 
 and one line in :data:`mealrec.models.MODELS`.
+
+Sequential backbones (SASRec, CL4SRec, TedRec) fill in the finer hooks below, which
+MealRec composes with its diffusion modules; the defaults give RecBole's CE training:
+
+* ``item_representations() -> (n_items, d)``;
+* ``score(h (B, d)) -> (B, n_items)``: default ``h @ item_representations().T``;
+* ``rec_loss(h, target) -> scalar``: default cross-entropy over ``score(h)``;
+* ``auxiliary_losses(batch) -> dict``: extra weighted terms (e.g. CL4SRec's InfoNCE),
+  default none. Each value is already multiplied by its weight and is added to the loss.
 """
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -35,11 +45,27 @@ class SequentialRecommender(nn.Module):
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def item_representations(self) -> torch.Tensor:
         raise NotImplementedError
 
+    def score(self, h: torch.Tensor) -> torch.Tensor:
+        return h @ self.item_representations().T  # (B, n_items)
+
+    def rec_loss(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.score(h), target)
+
+    def auxiliary_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {}
+
+    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        h = self.forward(batch["item_seq"], batch["item_seq_len"])  # (B, d)
+        rec = self.rec_loss(h, batch["target"])
+        aux = self.auxiliary_losses(batch)
+        total = rec + sum(aux.values()) if aux else rec
+        return {"loss": total, "rec": rec.detach(), **{k: v.detach() for k, v in aux.items()}}
+
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+        return self.score(self.forward(batch["item_seq"], batch["item_seq_len"]))
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import SequentialRecommender
@@ -69,13 +68,3 @@ class SASRec(SequentialRecommender):
 
     def item_representations(self) -> torch.Tensor:
         return self.item_embedding.weight  # (n_items, d)
-
-    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        h = self.forward(batch["item_seq"], batch["item_seq_len"])  # (B, d)
-        logits = h @ self.item_representations().T  # (B, n_items)
-        loss = F.cross_entropy(logits, batch["target"])
-        return {"loss": loss, "rec": loss.detach()}
-
-    def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        h = self.forward(batch["item_seq"], batch["item_seq_len"])
-        return h @ self.item_representations().T  # (B, n_items)
