@@ -132,14 +132,14 @@ def get_dataset(
     def build_features(ds: SequentialDataset) -> ItemFeatures:
         frames, glob = visual(ds)
         text, enc = text_features(titles, encoder=text_encoder, progress=progress)
-        frames_t = torch.from_numpy(np.asarray(frames, dtype=np.float32))
+        frames_t = torch.from_numpy(np.array(frames, dtype=np.float16))  # float16 to save memory
         glob_t = torch.from_numpy(np.asarray(glob, dtype=np.float32))
-        if visual_noise > 0:
+        if visual_noise > 0:  # Figure 5: Gaussian noise on the visual features, at load time
             g = torch.Generator().manual_seed(int(ds.data_hash[:8], 16))
-            frames_t = frames_t + visual_noise * torch.randn(frames_t.shape, generator=g)
-            glob_t = glob_t + visual_noise * torch.randn(glob_t.shape, generator=g)
-            frames_t[0] = 0
-            glob_t[0] = 0
+            for s in range(1, frames_t.shape[0], 8192):
+                chunk = frames_t[s : s + 8192].float()
+                frames_t[s : s + 8192] = (chunk + visual_noise * torch.randn(chunk.shape, generator=g)).half()
+            glob_t[1:] += visual_noise * torch.randn(glob_t[1:].shape, generator=g)
         info = {
             "text_encoder": enc,
             "visual": meta["visual_features"],

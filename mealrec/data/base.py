@@ -90,7 +90,7 @@ def leave_one_out(seqs: list[np.ndarray], max_len: int) -> dict[str, Split]:
 class ItemFeatures:
     """Per-item features; row 0 is the padding item (all zeros).
 
-    ``frames (n_items, K, d_v)``, ``visual (n_items, d_v)`` global visual, ``text (n_items, d_t)``.
+    ``frames (n_items, K, d_v)`` float16, ``visual (n_items, d_v)`` global visual, ``text (n_items, d_t)``.
     """
 
     frames: torch.Tensor

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from ..utils import MealRecError
 from .base import SequentialRecommender
+from .mealrec import MealRecSASRec
 from .sasrec import SASRec
 
 MODELS: dict[str, type[SequentialRecommender]] = {
     "sasrec": SASRec,
+    "mealrec-sasrec": MealRecSASRec,
 }
 
 

@@ -1,0 +1,148 @@
+"""The Gaussian diffusion *process* shared by TCD and NPD (paper Section 3.1, Eqs. 1-4).
+
+The process (schedules, ``q_sample``, the x0-prediction loss, the reverse chain) is
+separate from the denoiser networks: TCD and NPD each own one :class:`GaussianDiffusion`
+and pass their own denoiser ``fn(x_t, t) -> x0_hat``.
+
+Decisions (the paper leaves them open; see the book's implementation notes):
+
+* Steps ``t`` are 1-based, ``t in {1..T}``; training draws one ``t`` per instance
+  uniformly (DESIGN.md's reading of Section 5.1.3; the other reading, drawing ``t``
+  itself from {5, 10, 15, 20, 25}, is the ``T`` axis of Figure 4 here).
+* Default schedule: DDPM's linear betas from 1e-4 to 0.02 over ``T`` steps (Ho et al.
+  2020). With T <= 25 this keeps ``alpha_bar_T`` between 0.95 and 0.77: mild corruption,
+  as DiffRec/DreamRec argue for personalised representations.
+* The reverse chain is deterministic: each step moves to the posterior mean
+  ``mu(x_t, x0_hat)`` with no sampling noise (Eq. 9 with ``sigma_t`` dropped), so the same
+  checkpoint always gives the same metrics.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+# --------------------------------------------------------------------------- schedules
+def linear_beta_schedule(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+    """Linear betas (Ho, Jain & Abbeel 2020, "Denoising Diffusion Probabilistic Models"). float64 ``(T,)``."""
+    return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+
+
+def cosine_beta_schedule(T: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
+    """Cosine schedule (Nichol & Dhariwal 2021, "Improved DDPM"): ``alpha_bar(t) = cos^2(((t/T)+s)/(1+s) pi/2)``."""
+    steps = torch.arange(T + 1, dtype=torch.float64) / T
+    abar = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+    betas = 1 - abar[1:] / abar[:-1]
+    return betas.clamp(max=max_beta)
+
+
+SCHEDULES = {"linear": linear_beta_schedule, "cosine": cosine_beta_schedule}
+
+
+def make_schedule(name: str, T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+    if T < 1:
+        raise ValueError(f"diffusion steps must be >= 1, got {T}")
+    if name == "linear":
+        return linear_beta_schedule(T, beta_start, beta_end)
+    if name == "cosine":
+        return cosine_beta_schedule(T)
+    raise ValueError(f"unknown beta schedule {name!r}; valid: {', '.join(SCHEDULES)}")
+
+
+def extract(a: torch.Tensor, t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``a[t - 1]`` for 1-based steps ``t (B,)``, shaped ``(B, 1, ..., 1)`` to broadcast against ``shape``."""
+    out = a.gather(0, t - 1)
+    return out.view(-1, *([1] * (len(shape) - 1)))
+
+
+# --------------------------------------------------------------------------- process
+class GaussianDiffusion(nn.Module):
+    """Forward noising, x0-prediction loss and deterministic reverse chain for ``T`` steps."""
+
+    def __init__(self, T: int, schedule: str = "linear", beta_start: float = 1e-4, beta_end: float = 0.02):
+        super().__init__()
+        betas = make_schedule(schedule, T, beta_start, beta_end)  # float64 (T,)
+        alphas = 1.0 - betas
+        abar = torch.cumprod(alphas, 0)
+        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+        self.T = T
+        reg = lambda name, v: self.register_buffer(name, v.float(), persistent=False)  # noqa: E731
+        reg("betas", betas)
+        reg("alphas_cumprod", abar)
+        reg("sqrt_alphas_cumprod", abar.sqrt())
+        reg("sqrt_one_minus_alphas_cumprod", (1 - abar).sqrt())
+        # posterior q(x_{t-1} | x_t, x0) mean coefficients (DDPM Eq. 7)
+        reg("posterior_mean_coef1", betas * abar_prev.sqrt() / (1 - abar))
+        reg("posterior_mean_coef2", (1 - abar_prev) * alphas.sqrt() / (1 - abar))
+
+    def sample_t(self, n: int, device: torch.device) -> torch.Tensor:
+        """One step per instance, uniform on ``1..T`` (uses torch's global RNG)."""
+        return torch.randint(1, self.T + 1, (n,), device=device)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. 2: ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps``; ``noise=0`` gives the mean."""
+        if noise is None:
+            noise = torch.randn_like(x0)
+        return extract(self.sqrt_alphas_cumprod, t, x0.shape) * x0 + extract(
+            self.sqrt_one_minus_alphas_cumprod, t, x0.shape
+        ) * noise
+
+    def posterior_mean(self, x0_hat: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return extract(self.posterior_mean_coef1, t, x_t.shape) * x0_hat + extract(
+            self.posterior_mean_coef2, t, x_t.shape
+        ) * x_t
+
+    def training_loss(
+        self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor, t: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 4: ``E ||x0 - fn(x_t, t)||^2`` (mean over all elements).
+
+        The target ``x0`` is detached (stop-gradient), so the encoder that produced it
+        is not pulled towards an easy-to-reconstruct collapse; ``x0_hat`` keeps its graph
+        and is returned for downstream use. Returns ``(loss, x0_hat)``.
+        """
+        if t is None:
+            t = self.sample_t(x0.shape[0], x0.device)
+        x_t = self.q_sample(x0, t)
+        x0_hat = fn(x_t, t)
+        loss = (x0.detach() - x0_hat).pow(2).mean()
+        return loss, x0_hat
+
+    def reverse(
+        self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x_T: torch.Tensor, steps: int | None = None
+    ) -> torch.Tensor:
+        """Deterministic reverse chain from ``x_T`` at step ``steps`` (default ``T``) down to step 1.
+
+        At each step ``x0_hat = fn(x_t, t)``, then ``x_{t-1}`` = posterior mean; returns the
+        last ``x0_hat`` (Eq. 10 / Eq. 13). Callers run it under ``torch.inference_mode()``
+        at evaluation (the trainer's evaluation already does).
+        """
+        steps = self.T if steps is None else steps
+        x_t = x_T
+        x0_hat = x_T
+        for step in range(steps, 0, -1):
+            t = torch.full((x_T.shape[0],), step, dtype=torch.long, device=x_T.device)
+            x0_hat = fn(x_t, t)
+            x_t = self.posterior_mean(x0_hat, x_t, t)
+        return x0_hat
+
+
+class SinusoidalTimeEmbedding(nn.Module):
+    """Transformer-style sinusoidal embedding of the step, then a 2-layer MLP (as in DDPM U-Nets)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.SiLU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+        args = t.float()[:, None] * freqs[None]  # (B, half)
+        emb = torch.cat([args.sin(), args.cos()], dim=-1)  # (B, 2*half)
+        if self.dim % 2:
+            emb = torch.nn.functional.pad(emb, (0, 1))
+        return self.mlp(emb)  # (B, dim)

@@ -1,0 +1,318 @@
+"""MealRec: hierarchical diffusion over a sequential backbone (TCD + NPD).
+
+Paper: X. Dong, H. Ma, Y. Zheng, Y. Zha, Y. Yang, X. Wang, *MealRec: Multi-granularity
+Sequential Modeling via Hierarchical Diffusion Models for Micro-Video Recommendation*,
+arXiv 2603.01926 (2026), Section 4, Eqs. 6-16.
+Reference code: none released ("available upon acceptance"). Diffusion conventions
+follow DDPM (Ho et al. 2020) and lucidrains/denoising-diffusion-pytorch; the
+timestep-free denoiser follows Sun et al. 2025 ("Is noise conditioning necessary for
+denoising generative models?").
+
+Pipeline for one instance with history ``[i_1 .. i_L]``:
+
+* **Backbone** (SASRec / CL4SRec / TedRec): ``x0 = SeqEnc(...)`` (Eq. 12), ``(B, d)``.
+* **TCD** (Eqs. 6-11): frames of the last item ``F_L (K=5, d_v)`` -> linear to ``d`` +
+  learnable positions -> temporal attention encoder -> ``z0 (K, d)`` (Eq. 6). Context
+  ``c_v`` = recency-decayed mean of the history's global visual features (Eq. 7,
+  ``gamma = 0.9``), projected to ``d``. Denoiser: a small 1-D U-Net along the frame
+  axis with a sinusoidal step embedding and cross-attention to ``c_v`` (Eq. 8),
+  trained with the x0 loss (Eq. 11).
+* **NPD** (Eqs. 12-14): tokens ``[x_t, z0_hat (K tokens), W h_L]`` + type embeddings ->
+  self-attention block -> ``x0_hat``. **No timestep input** (Eq. 13).
+* Scores: the backbone's scoring of ``x0_hat``; loss ``L_R + lambda_T L_T + lambda_N L_N``
+  (Eq. 16; plus the backbone's own auxiliary terms, e.g. CL4SRec's InfoNCE).
+
+Decisions the paper leaves open (each also in the book's implementation notes):
+
+* Training: one ``t ~ U{1..T}`` per instance for each module; downstream of TCD the
+  one-step prediction ``z0_hat = f(z_t, t, c_v)`` is used (running the chain in
+  training would cost T U-Net passes); NPD's ``x0_hat = g(x_t, c_m)`` feeds ``L_R``.
+* Evaluation (deterministic): TCD noises ``z0`` to step T *in expectation*
+  (``sqrt(abar_T) z0``, no random noise) and runs the posterior-mean chain; NPD treats
+  the clean ``x0`` as ``x_T`` and runs its chain for T steps.
+* Diffusion targets are detached (stop-gradient) in ``L_T`` and ``L_N``.
+* ``T`` is shared by TCD and NPD (Sec. 5.1.3: ``T^t = T^n = T``).
+* ``c_v`` enters the U-Net by cross-attention to one context token, which with a single
+  token amounts to a learned, query-independent injection of ``c_v`` (the paper's design).
+* Ablations (Figures 3, 6): ``-TCD`` feeds the projected raw frames (with positions) to NPD
+  instead of TCD's output; ``-NPD`` replaces NPD by ``x0 + MLP([x0; mean frames; h_L])``;
+  ``-TCD-NPD`` does both. The backbone is never changed.
+* Features are fixed inputs (no end-to-end visual encoder), as in the paper.
+
+Departures: no released code to compare with; everything above is our reading.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import load_yaml, model_config_file, replace_checked
+from .base import SequentialRecommender
+from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding
+from .layers import Dropout, MultiHeadAttention, TransformerEncoder, gather_last, init_weights
+
+VARIANTS = ("full", "-TCD", "-NPD", "-TCD-NPD")
+
+
+@dataclass
+class MealRecConfig:
+    variant: str = "full"  # full | -TCD | -NPD | -TCD-NPD
+    steps: int = 10  # T, shared by TCD and NPD; Figure 4 axis {5, 10, 15, 20, 25}
+    lambda_t: float = 0.1  # weight of L_T; grid {0.01, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9}
+    lambda_n: float = 0.1  # weight of L_N; same grid
+    gamma: float = 0.9  # recency decay of c_v (Eq. 7)
+    schedule: str = "linear"
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    tcd_layers: int = 1
+    npd_layers: int = 1
+    n_heads: int = 2
+    dropout: float = 0.1
+    backbone: dict = field(default_factory=dict)  # overrides of the backbone's own config
+
+
+def _group_norm(ch: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, ch), ch)
+
+
+class ResBlock1d(nn.Module):
+    """Conv1d residual block with an added step embedding (DDPM U-Net style)."""
+
+    def __init__(self, c_in: int, c_out: int, t_dim: int, dropout: float):
+        super().__init__()
+        self.norm1, self.conv1 = _group_norm(c_in), nn.Conv1d(c_in, c_out, 3, padding=1)
+        self.t_proj = nn.Linear(t_dim, c_out)
+        self.norm2, self.conv2 = _group_norm(c_out), nn.Conv1d(c_out, c_out, 3, padding=1)
+        self.dropout = Dropout(dropout)
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        # x (B, C, K), temb (B, t_dim)
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.t_proj(temb)[:, :, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return h + self.skip(x)
+
+
+class TemporalUNet(nn.Module):
+    """A small 1-D U-Net over the K frames: down (K -> ceil(K/2)), middle with cross-attention
+    to the context tokens, up with a skip connection. Predicts ``z0`` (x0-objective)."""
+
+    def __init__(self, d: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.time = SinusoidalTimeEmbedding(d)
+        self.inp = nn.Conv1d(d, d, 3, padding=1)
+        self.down = ResBlock1d(d, d, d, dropout)
+        self.downsample = nn.Conv1d(d, 2 * d, 3, stride=2, padding=1)
+        self.mid = ResBlock1d(2 * d, 2 * d, d, dropout)
+        self.ctx_proj = nn.Linear(d, 2 * d)
+        self.cross = MultiHeadAttention(2 * d, n_heads, dropout, dropout)
+        self.up = ResBlock1d(2 * d + d, d, d, dropout)
+        self.out = nn.Conv1d(d, d, 1)
+
+    def forward(self, z_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        # z_t (B, K, d), t (B,), context (B, M, d)
+        K = z_t.shape[1]
+        temb = self.time(t)  # (B, d)
+        h0 = self.down(self.inp(z_t.transpose(1, 2)), temb)  # (B, d, K)
+        h = self.mid(self.downsample(h0), temb)  # (B, 2d, K')
+        h = self.cross(h.transpose(1, 2), None, context=self.ctx_proj(context)).transpose(1, 2)  # (B, 2d, K')
+        h = F.interpolate(h, size=K, mode="nearest")  # (B, 2d, K)
+        h = self.up(torch.cat([h, h0], dim=1), temb)  # (B, d, K)
+        return self.out(h).transpose(1, 2)  # (B, K, d)
+
+
+class TCD(nn.Module):
+    """Temporal-guided Content Diffusion (Eqs. 6-11)."""
+
+    def __init__(self, d: int, d_v: int, n_frames: int, cfg: MealRecConfig):
+        super().__init__()
+        self.frame_proj = nn.Linear(d_v, d)
+        self.pos = nn.Parameter(torch.zeros(n_frames, d))
+        self.encoder = TransformerEncoder(cfg.tcd_layers, d, cfg.n_heads, 4 * d, cfg.dropout, cfg.dropout)
+        self.ctx_proj = nn.Linear(d_v, d)
+        self.denoiser = TemporalUNet(d, cfg.n_heads, cfg.dropout)
+        self.diffusion = GaussianDiffusion(cfg.steps, cfg.schedule, cfg.beta_start, cfg.beta_end)
+        nn.init.normal_(self.pos, std=0.02)
+
+    def raw_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``frames (B, K, d_v)`` -> projected frames with positions ``(B, K, d)`` (the -TCD input)."""
+        return self.frame_proj(frames) + self.pos[None]
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Eq. 6: ``z0 = TempAttnEnc(F_L + P)``, ``(B, K, d)`` (all frames see each other)."""
+        x = self.raw_frames(frames)
+        return self.encoder(x, None)
+
+    def forward(self, frames: torch.Tensor, c_v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Returns ``(z0, L_T or None, z0_hat)``; ``c_v (B, d_v)``."""
+        z0 = self.encode(frames)  # (B, K, d)
+        ctx = self.ctx_proj(c_v)[:, None, :]  # (B, 1, d)
+        fn = lambda z_t, t: self.denoiser(z_t, t, ctx)  # noqa: E731
+        if self.training:
+            loss, z0_hat = self.diffusion.training_loss(fn, z0)
+            return z0, loss, z0_hat
+        T = self.diffusion.T
+        t_T = torch.full((z0.shape[0],), T, dtype=torch.long, device=z0.device)
+        z_T = self.diffusion.q_sample(z0, t_T, noise=torch.zeros_like(z0))
+        return z0, None, self.diffusion.reverse(fn, z_T)
+
+
+class NPDDenoiser(nn.Module):
+    """``g(x_t, c_m)``: self-attention over ``[x_t, frames, h_L]`` tokens. Deliberately has no
+    timestep argument and no step embedding (Eq. 13)."""
+
+    def __init__(self, d: int, cfg: MealRecConfig):
+        super().__init__()
+        self.type_emb = nn.Embedding(3, d)  # 0: x_t, 1: frame, 2: title
+        self.encoder = TransformerEncoder(cfg.npd_layers, d, cfg.n_heads, 4 * d, cfg.dropout, cfg.dropout)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x_t: torch.Tensor, frames: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        # x_t (B, d), frames (B, K, d), text (B, d)
+        K = frames.shape[1]
+        types = torch.tensor([0] + [1] * K + [2], device=x_t.device)
+        tokens = torch.cat([x_t[:, None], frames, text[:, None]], dim=1) + self.type_emb(types)[None]  # (B, K+2, d)
+        h = self.encoder(tokens, None)
+        return self.out(h[:, 0])  # (B, d)
+
+
+class MealRec(SequentialRecommender):
+    """Backbone + TCD + NPD. Subclasses pick the backbone (see ``MODELS``)."""
+
+    Config = MealRecConfig
+    backbone_name: str = ""
+    paper = "Dong et al., arXiv 2603.01926"
+
+    def __init__(self, config: MealRecConfig, dataset):
+        super().__init__(config, dataset)
+        from . import get_model_class
+
+        if config.variant not in VARIANTS:
+            raise ValueError(f"MealRec variant must be one of {VARIANTS}, got {config.variant!r}")
+        bcls = get_model_class(self.backbone_name)
+        bcfg = bcls.Config()
+        bfile = model_config_file(self.backbone_name)
+        if bfile.exists():
+            bcfg = replace_checked(bcfg, load_yaml(bfile), str(bfile))
+        bcfg = replace_checked(bcfg, config.backbone, f"{type(self).__name__} config [backbone]")
+        self.backbone = bcls(bcfg, dataset)
+        self.use_tcd = config.variant in ("full", "-NPD")
+        self.use_npd = config.variant in ("full", "-TCD")
+
+        feats = dataset.features()
+        self.register_buffer("frames", feats.frames.to(torch.float16), persistent=False)  # (n_items, K, d_v)
+        self.register_buffer("visual", feats.visual.float(), persistent=False)  # (n_items, d_v)
+        self.register_buffer("text", feats.text.float(), persistent=False)  # (n_items, d_t)
+        d = bcfg.hidden_size
+        n_frames, d_v = self.frames.shape[1], self.frames.shape[2]
+        self.tcd = TCD(d, d_v, n_frames, config)  # also holds the -TCD frame projection
+        if not self.use_tcd:  # keep only the projection used by -TCD
+            del self.tcd.encoder, self.tcd.ctx_proj, self.tcd.denoiser
+        self.text_proj = nn.Linear(self.text.shape[1], d)
+        if self.use_npd:
+            self.npd = NPDDenoiser(d, config)
+            self.npd_diffusion = GaussianDiffusion(config.steps, config.schedule, config.beta_start, config.beta_end)
+        else:
+            self.fusion = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.Linear(d, d))
+        for name, m in self.named_children():
+            if name != "backbone":
+                m.apply(init_weights)
+        self._last_terms: dict[str, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ pieces
+    def recency_context(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """Eq. 7: ``c_v = sum_k alpha_k v_k`` with ``alpha_k ∝ exp(-gamma (L - k))`` over real items. ``(B, d_v)``."""
+        L = item_seq.shape[1]
+        k = torch.arange(1, L + 1, device=item_seq.device)[None, :]  # (1, L)
+        logits = -self.config.gamma * (item_seq_len[:, None] - k).float()  # (B, L)
+        logits = logits.masked_fill(k > item_seq_len[:, None], -torch.inf)
+        alpha = torch.softmax(logits, dim=1)  # (B, L)
+        return (alpha[:, :, None] * self.visual[item_seq]).sum(1)  # (B, d_v)
+
+    def _components(self, item_seq, item_seq_len):
+        """Everything scoring needs; fills ``self._last_terms`` with the diffusion losses in training."""
+        terms: dict[str, torch.Tensor] = {}
+        x0 = self.backbone(item_seq, item_seq_len)  # (B, d)
+        last = item_seq.gather(1, (item_seq_len - 1)[:, None]).squeeze(1)  # (B,)
+        frames = self.frames[last].float()  # (B, K, d_v)
+        if self.use_tcd:
+            c_v = self.recency_context(item_seq, item_seq_len)
+            z0, l_t, frames_out = self.tcd(frames, c_v)  # (B, K, d)
+            if l_t is not None:
+                terms["tcd"] = l_t
+        else:
+            z0 = frames_out = self.tcd.raw_frames(frames)
+        text = self.text_proj(self.text[last])  # (B, d)
+        if self.use_npd:
+            fn = lambda x_t, t: self.npd(x_t, frames_out, text)  # noqa: E731  (t is never passed on)
+            if self.training:
+                l_n, h = self.npd_diffusion.training_loss(fn, x0)
+                terms["npd"] = l_n
+            else:
+                h = self.npd_diffusion.reverse(fn, x0)
+        else:
+            h = x0 + self.fusion(torch.cat([x0, frames_out.mean(1), text], dim=-1))
+        return h, terms, {"x0": x0, "frames_before": z0, "frames_after": frames_out}
+
+    # ------------------------------------------------------------------ contract
+    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        h, terms, _ = self._components(item_seq, item_seq_len)
+        self._last_terms = terms
+        return h
+
+    def item_representations(self) -> torch.Tensor:
+        return self.backbone.item_representations()
+
+    def score(self, h: torch.Tensor) -> torch.Tensor:
+        return self.backbone.score(h)
+
+    def rec_loss(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.backbone.rec_loss(h, target)
+
+    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        h, terms, _ = self._components(batch["item_seq"], batch["item_seq_len"])
+        rec = self.rec_loss(h, batch["target"])
+        out = {"rec": rec.detach()}
+        total = rec
+        if "tcd" in terms:
+            total = total + self.config.lambda_t * terms["tcd"]
+            out["tcd"] = terms["tcd"].detach()
+        if "npd" in terms:
+            total = total + self.config.lambda_n * terms["npd"]
+            out["npd"] = terms["npd"].detach()
+        for k, v in self.backbone.auxiliary_losses(batch).items():
+            total = total + v
+            out[k] = v.detach()
+        out["loss"] = total
+        return out
+
+    @torch.inference_mode()
+    def export_representations(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """For Figure 7: final user representation, target item embedding, and the last item's
+        frame representations before and after TCD (``(B, K, d)`` each)."""
+        was = self.training
+        self.eval()
+        h, _, parts = self._components(batch["item_seq"], batch["item_seq_len"])
+        self.train(was)
+        return {
+            "user": h,
+            "target_item": self.item_representations()[batch["target"]],
+            "frames_before": parts["frames_before"],
+            "frames_after": parts["frames_after"],
+        }
+
+
+class MealRecSASRec(MealRec):
+    backbone_name = "sasrec"
+
+
+class MealRecCL4SRec(MealRec):
+    backbone_name = "cl4srec"
+
+
+class MealRecTedRec(MealRec):
+    backbone_name = "tedrec"

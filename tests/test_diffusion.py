@@ -1,0 +1,92 @@
+import inspect
+
+import pytest
+import torch
+
+from mealrec.models.diffusion import GaussianDiffusion, cosine_beta_schedule, extract, linear_beta_schedule, make_schedule
+
+
+def test_schedules_are_pure_float64_and_valid():
+    for T in (5, 10, 25):
+        for b in (linear_beta_schedule(T), cosine_beta_schedule(T)):
+            assert b.dtype == torch.float64 and b.shape == (T,)
+            assert (b > 0).all() and (b < 1).all()
+    assert torch.equal(linear_beta_schedule(5), linear_beta_schedule(5))
+    assert linear_beta_schedule(5)[0].item() == pytest.approx(1e-4)
+    assert linear_beta_schedule(5)[-1].item() == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="unknown beta schedule"):
+        make_schedule("quadratic", 5)
+
+
+def test_extract_is_one_based_and_broadcasts():
+    a = torch.tensor([10.0, 20.0, 30.0])
+    out = extract(a, torch.tensor([1, 3]), torch.Size([2, 4, 5]))
+    assert out.shape == (2, 1, 1) and out.flatten().tolist() == [10.0, 30.0]
+
+
+def test_q_sample_matches_closed_form():
+    d = GaussianDiffusion(10)
+    x0 = torch.randn(4, 8)
+    t = torch.tensor([1, 5, 10, 3])
+    noise = torch.randn(4, 8)
+    xt = d.q_sample(x0, t, noise)
+    abar = torch.cumprod(1 - linear_beta_schedule(10), 0).float()
+    expect = abar[t - 1].sqrt()[:, None] * x0 + (1 - abar[t - 1]).sqrt()[:, None] * noise
+    assert torch.allclose(xt, expect, atol=1e-6)
+
+
+def test_posterior_mean_recovers_x0_with_a_perfect_denoiser():
+    d = GaussianDiffusion(10)
+    x0 = torch.randn(6, 3)
+    x_T = d.q_sample(x0, torch.full((6,), 10), torch.zeros_like(x0))
+    out = d.reverse(lambda x_t, t: x0, x_T)
+    assert torch.allclose(out, x0)
+
+
+def test_reverse_chain_is_deterministic_and_visits_every_step():
+    d = GaussianDiffusion(7)
+    seen = []
+
+    def fn(x_t, t):
+        seen.append(int(t[0]))
+        return 0.5 * x_t
+
+    x = torch.randn(3, 2)
+    a = d.reverse(fn, x)
+    b = d.reverse(fn, x)
+    assert torch.equal(a, b)
+    assert seen == list(range(7, 0, -1)) * 2
+
+
+def test_x0_loss_falls_on_a_fixed_toy_batch():
+    torch.manual_seed(0)
+    d = GaussianDiffusion(10)
+    net = torch.nn.Sequential(torch.nn.Linear(9, 32), torch.nn.SiLU(), torch.nn.Linear(32, 8))
+    fn = lambda x_t, t: net(torch.cat([x_t, t[:, None].float() / 10], dim=1))  # noqa: E731
+    x0 = torch.randn(64, 8)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(200):
+        loss, _ = d.training_loss(fn, x0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-20:]) / 20 < 0.3 * sum(losses[:20]) / 20
+
+
+def test_training_loss_detaches_the_target():
+    d = GaussianDiffusion(5)
+    x0 = torch.randn(4, 3, requires_grad=True)
+    p = torch.zeros(3, requires_grad=True)
+    loss, _ = d.training_loss(lambda x_t, t: p.expand_as(x_t), x0)  # the prediction ignores x_t
+    loss.backward()
+    assert x0.grad is None  # no gradient reaches x0 through the target
+    assert p.grad is not None and torch.count_nonzero(p.grad) > 0
+
+
+def test_buffers_move_with_the_module_and_are_not_saved():
+    d = GaussianDiffusion(5)
+    assert "betas" in dict(d.named_buffers())
+    assert "betas" not in d.state_dict()
+    assert "fn" in inspect.signature(d.reverse).parameters

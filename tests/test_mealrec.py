@@ -1,0 +1,125 @@
+import inspect
+
+import pytest
+import torch
+
+from mealrec.config import resolve_run_config
+from mealrec.data import get_dataset
+from mealrec.evaluation import evaluate
+from mealrec.models import MODELS, build_model, get_model_class
+from mealrec.models.mealrec import VARIANTS, MealRecConfig, NPDDenoiser
+from mealrec.trainer import train
+
+MEALREC_MODELS = sorted(n for n in MODELS if n.startswith("mealrec-"))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return get_dataset("synthetic-tiny", text_encoder="hashed", progress=False)
+
+
+def _model(tiny, name="mealrec-sasrec", **cfg):
+    torch.manual_seed(0)
+    return build_model(name, MealRecConfig(**cfg), tiny)
+
+
+@pytest.mark.parametrize("name", MEALREC_MODELS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_shapes_and_loss_terms(tiny, name, variant):
+    m = _model(tiny, name, variant=variant, steps=5)
+    batch = tiny.train.batch(slice(0, 9))
+    out = m.calculate_loss(batch)
+    assert out["loss"].dim() == 0 and torch.isfinite(out["loss"])
+    assert ("tcd" in out) == (variant in ("full", "-NPD"))
+    assert ("npd" in out) == (variant in ("full", "-TCD"))
+    m.eval()
+    assert m.full_sort_predict(batch).shape == (9, tiny.n_items)
+    assert m(batch["item_seq"], batch["item_seq_len"]).shape == (9, m.backbone.config.hidden_size)
+
+
+def test_ablation_switches_remove_parameters(tiny):
+    counts = {v: _model(tiny, variant=v).n_parameters() for v in VARIANTS}
+    full = _model(tiny, variant="full")
+    tcd_params = sum(p.numel() for n, p in full.named_parameters() if n.startswith("tcd.") and not n.startswith(("tcd.frame_proj", "tcd.pos")))
+    npd_params = sum(p.numel() for n, p in full.named_parameters() if n.startswith("npd."))
+    assert tcd_params > 0 and npd_params > 0
+    assert counts["-TCD"] == counts["full"] - tcd_params
+    no_npd = _model(tiny, variant="-NPD")
+    assert not any(n.startswith("npd.") for n, _ in no_npd.named_parameters())
+    assert any(n.startswith("fusion.") for n, _ in no_npd.named_parameters())
+    assert len(set(counts.values())) == 4
+
+
+def test_npd_has_no_timestep_input(tiny):
+    params = list(inspect.signature(NPDDenoiser.forward).parameters)
+    assert params == ["self", "x_t", "frames", "text"]
+    m = _model(tiny, variant="full")
+    assert not any("time" in n for n, _ in m.npd.named_modules())
+    # the process passes t; the denoiser never receives it: same x_t, different t -> same output
+    m.eval()
+    seen = []
+    orig = m.npd.forward
+
+    def spy(*args, **kwargs):
+        seen.append((len(args), sorted(kwargs)))
+        return orig(*args, **kwargs)
+
+    m.npd.forward = spy
+    batch = tiny.test.batch(slice(0, 4))
+    with torch.no_grad():
+        m(batch["item_seq"], batch["item_seq_len"])
+    assert seen and all(s == (3, []) for s in seen)
+    x = torch.randn(4, 64)
+    fr, tx = torch.randn(4, 5, 64), torch.randn(4, 64)
+    with torch.no_grad():
+        a = m.npd_diffusion.reverse(lambda x_t, t: orig(x_t, fr, tx), x, steps=3)
+        b = m.npd_diffusion.reverse(lambda x_t, t: orig(x_t, fr, tx), x, steps=3)
+    assert torch.equal(a, b)
+
+
+def test_tcd_uses_the_timestep(tiny):
+    m = _model(tiny).eval()
+    z = torch.randn(2, 5, 64)
+    ctx = torch.randn(2, 1, 64)
+    with torch.no_grad():
+        a = m.tcd.denoiser(z, torch.tensor([1, 1]), ctx)
+        b = m.tcd.denoiser(z, torch.tensor([9, 9]), ctx)
+        c = m.tcd.denoiser(z, torch.tensor([1, 1]), ctx + 1.0)
+    assert not torch.allclose(a, b) and not torch.allclose(a, c)
+
+
+def test_recency_context_weights(tiny):
+    m = _model(tiny, gamma=0.9)
+    seq = torch.tensor([[3, 5, 7, 0]])
+    c = m.recency_context(seq, torch.tensor([3]))
+    w = torch.softmax(torch.tensor([-1.8, -0.9, 0.0]), 0)
+    expect = (w[:, None] * m.visual[torch.tensor([3, 5, 7])]).sum(0)
+    assert torch.allclose(c[0], expect, atol=1e-5)
+
+
+def test_evaluation_is_deterministic(tiny):
+    run = resolve_run_config("mealrec-sasrec", "synthetic-tiny", get_model_class("mealrec-sasrec"),
+                             train_overrides={"epochs": 1, "device": "cpu", "batch_size": 256},
+                             model_overrides={"steps": 5})
+    res = train(run, tiny, progress=False)
+    a, _ = evaluate(res.model.full_sort_predict, tiny.test, 64)
+    b, _ = evaluate(res.model.full_sort_predict, tiny.test, 100)
+    assert a == b == res.test
+    assert set(res.history[0]) >= {"train_rec", "train_tcd", "train_npd", "train_time_s", "eval_time_s", "peak_memory_mb"}
+
+
+def test_export_representations(tiny):
+    m = _model(tiny).eval()
+    out = m.export_representations(tiny.test.batch(slice(0, 6)))
+    assert out["user"].shape == (6, 64) and out["target_item"].shape == (6, 64)
+    assert out["frames_before"].shape == out["frames_after"].shape == (6, 5, 64)
+    assert not torch.allclose(out["frames_before"], out["frames_after"])
+
+
+def test_visual_noise_hook():
+    clean = get_dataset("synthetic-tiny", text_encoder="hashed", progress=False).features()
+    noisy = get_dataset("synthetic-tiny", text_encoder="hashed", visual_noise=0.3, progress=False).features()
+    diff = (noisy.frames.float() - clean.frames.float())[1:]
+    assert diff.std().item() == pytest.approx(0.3, rel=0.05)
+    assert torch.equal(noisy.text, clean.text)
+    assert float(noisy.frames[0].float().abs().sum()) == 0.0
