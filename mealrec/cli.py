@@ -33,15 +33,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     model_cls = get_model_class(args.model)
     spec = dataset_spec(args.dataset)
+    sets = parse_sets(args.set)
     run = resolve_run_config(
         args.model,
         args.dataset,
         model_cls,
         dataset_overrides={"train": spec.train, "model_overrides": spec.model_overrides},
         user_file=args.config,
-        train_overrides={"epochs": args.epochs, "seed": args.seed, "device": args.device, "batch_size": args.batch_size},
+        train_overrides={"epochs": args.epochs, "seed": args.seed, "device": args.device, "batch_size": args.batch_size, **sets["train"]},
+        model_overrides=sets["model"],
     )
-    ds = get_dataset(args.dataset, data_dir=args.data_dir, text_encoder=args.text_encoder, progress=not args.quiet)
+    ds = get_dataset(
+        args.dataset, data_dir=args.data_dir, text_encoder=args.text_encoder,
+        visual_noise=args.visual_noise, progress=not args.quiet,
+    )
     out = args.out
     if out is None:
         out = Path("results") / args.dataset / f"{args.model}-seed{run.train.seed}.json"
@@ -58,6 +63,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print(f"result: {out}")
     return 0
+
+
+def parse_sets(items: list[str] | None) -> dict[str, dict]:
+    """``--set model.steps=5 --set train.lr=0.01`` -> ``{"model": {...}, "train": {...}}`` (values parsed as YAML)."""
+    import yaml
+
+    out: dict[str, dict] = {"model": {}, "train": {}}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in out or not name:
+            raise MealRecError(f"--set {item!r}: expected model.KEY=VALUE or train.KEY=VALUE")
+        out[section][name] = yaml.safe_load(value)
+    return out
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -136,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="result .json path, or a directory (default results/<dataset>/<model>-seed<seed>.json)")
     t.add_argument("--data-dir", help="folder holding microlens-50k/ (default $MEALREC_DATA)")
     t.add_argument("--text-encoder", default="auto", choices=["auto", "minilm", "hashed"])
+    t.add_argument("--visual-noise", type=float, default=0.0, help="std of Gaussian noise added to visual features (Figure 5)")
+    t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override one setting, e.g. --set model.steps=5 --set model.variant=-TCD --set train.lr=0.01")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 

@@ -29,7 +29,7 @@ from . import __version__
 from .config import RunConfig
 from .evaluation import evaluate
 from .models import build_model
-from .utils import MealRecError, PeakMemory, Timer, atomic_path, resolve_device, save_npz_atomic, seed_everything, write_json_atomic
+from .utils import MealRecError, PeakMemory, Timer, current_memory_mb, atomic_path, resolve_device, save_npz_atomic, seed_everything, write_json_atomic
 
 
 @dataclass
@@ -98,6 +98,7 @@ def train(
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
     seed_everything(tc.seed)
+    memory_before_model = current_memory_mb(device)
     if model is None:
         model = build_model(run.model, run.model_config, dataset)
     model = model.to(device)
@@ -168,6 +169,7 @@ def train(
         "eval_time_per_epoch_s": float(np.mean([h["eval_time_s"] for h in evals])) if evals else None,
         "test_eval_time_s": t_test.seconds,
         "peak_memory_mb": float(max(h["peak_memory_mb"] for h in history)),
+        "memory_before_model_mb": memory_before_model,
         "memory_measure": "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS (sampled)",
     }
     feats = getattr(dataset, "_features", None)

@@ -131,6 +131,7 @@ class PeakMemory:
         self.device = torch.device(device)
         self.interval = interval
         self.peak_mb = 0.0
+        self.start_mb = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._peak = 0
@@ -144,8 +145,10 @@ class PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
+            self.start_mb = torch.cuda.memory_allocated(self.device) / 2**20
         else:
             self._peak = _rss_bytes()
+            self.start_mb = self._peak / 2**20
             self._stop.clear()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
@@ -161,6 +164,14 @@ class PeakMemory:
             self._thread.join()
             self._peak = max(self._peak, _rss_bytes())
             self.peak_mb = self._peak / 2**20
+
+
+def current_memory_mb(device: torch.device | str = "cpu") -> float:
+    """Memory in use now, by the same measure as :class:`PeakMemory`."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / 2**20
+    return _rss_bytes() / 2**20
 
 
 class Timer:

@@ -3,12 +3,18 @@ from __future__ import annotations
 
 from ..utils import MealRecError
 from .base import SequentialRecommender
-from .mealrec import MealRecSASRec
+from .cl4srec import CL4SRec
+from .mealrec import MealRecCL4SRec, MealRecSASRec, MealRecTedRec
 from .sasrec import SASRec
+from .tedrec import TedRec
 
 MODELS: dict[str, type[SequentialRecommender]] = {
     "sasrec": SASRec,
+    "cl4srec": CL4SRec,
+    "tedrec": TedRec,
     "mealrec-sasrec": MealRecSASRec,
+    "mealrec-cl4srec": MealRecCL4SRec,
+    "mealrec-tedrec": MealRecTedRec,
 }
 
 
