@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: config, 200)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--out", default="results/bench")
     args = ap.parse_args()
 
@@ -34,7 +35,7 @@ def main() -> None:
         run = resolve_run_config(
             args.model, name, get_model_class(args.model),
             dataset_overrides={"train": spec.train, "model_overrides": spec.model_overrides},
-            train_overrides={"seed": args.seed, "epochs": args.epochs, "device": args.device},
+            train_overrides={"seed": args.seed, "epochs": args.epochs, "device": args.device, "num_threads": args.threads},
         )
         ds = get_dataset(name, data_dir=args.data_dir)
         out = Path(args.out) / f"{name}-{args.model}-seed{args.seed}.json"
@@ -44,7 +45,9 @@ def main() -> None:
                      res.best_epoch, t["epochs_run"], res.test))
         print(f"[{name}] done: {out}", flush=True)
 
-    print(f"\n{args.model}, seed {args.seed}, device {args.device}; full ranking, history not masked, "
+    import torch
+
+    print(f"\n{args.model}, seed {args.seed}, device {args.device}, {torch.get_num_threads()} threads; full ranking, history not masked, "
           "leave-one-out, max_len 10, batch 2048, Adam 1e-3, early stop on valid NDCG@10 (patience 10)")
     print(f"{'dataset':16s} {'train s/ep':>10s} {'eval s/ep':>9s} {'peak MB':>8s} {'best':>4s} {'epochs':>6s} "
           f"{'HR@10':>7s} {'NDCG@10':>7s} {'HR@20':>7s} {'NDCG@20':>7s}")

@@ -123,3 +123,19 @@ def test_visual_noise_hook():
     assert diff.std().item() == pytest.approx(0.3, rel=0.05)
     assert torch.equal(noisy.text, clean.text)
     assert float(noisy.frames[0].float().abs().sum()) == 0.0
+
+
+def test_query_block_equals_full_self_attention_at_the_query():
+    from mealrec.models.layers import TransformerLayer, bidirectional_padding_mask
+    from mealrec.models.mealrec import QueryBlock
+
+    torch.manual_seed(0)
+    full = TransformerLayer(16, 2, 64, 0.0, 0.0).eval()
+    qb = QueryBlock(16, 2, 0.0).eval()
+    qb.load_state_dict(full.state_dict())
+    tokens = torch.randn(3, 6, 16)
+    mask = bidirectional_padding_mask(torch.ones(3, 6, dtype=torch.long))
+    with torch.no_grad():
+        a = full(tokens, mask)[:, 0]
+        b = qb(tokens[:, :1], tokens[:, 1:])[:, 0]
+    assert torch.allclose(a, b, atol=1e-5)

@@ -15,10 +15,11 @@ Pipeline for one instance with history ``[i_1 .. i_L]``:
   learnable positions -> temporal attention encoder -> ``z0 (K, d)`` (Eq. 6). Context
   ``c_v`` = recency-decayed mean of the history's global visual features (Eq. 7,
   ``gamma = 0.9``), projected to ``d``. Denoiser: a small 1-D U-Net along the frame
-  axis with a sinusoidal step embedding and cross-attention to ``c_v`` (Eq. 8),
+  axis (``unet_channels`` = 32 wide) with a sinusoidal step embedding and
+  cross-attention to ``c_v`` (Eq. 8),
   trained with the x0 loss (Eq. 11).
 * **NPD** (Eqs. 12-14): tokens ``[x_t, z0_hat (K tokens), W h_L]`` + type embeddings ->
-  self-attention block -> ``x0_hat``. **No timestep input** (Eq. 13).
+  self-attention block read out at ``x_t`` -> ``x0_hat``. **No timestep input** (Eq. 13).
 * Scores: the backbone's scoring of ``x0_hat``; loss ``L_R + lambda_T L_T + lambda_N L_N``
   (Eq. 16; plus the backbone's own auxiliary terms, e.g. CL4SRec's InfoNCE).
 
@@ -52,7 +53,7 @@ from torch import nn
 from ..config import load_yaml, model_config_file, replace_checked
 from .base import SequentialRecommender
 from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding
-from .layers import Dropout, MultiHeadAttention, TransformerEncoder, gather_last, init_weights
+from .layers import Dropout, FeedForward, MultiHeadAttention, TransformerEncoder, init_weights
 
 VARIANTS = ("full", "-TCD", "-NPD", "-TCD-NPD")
 
@@ -68,6 +69,7 @@ class MealRecConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     tcd_layers: int = 1
+    unet_channels: int = 32  # width of TCD's U-Net (the model width d is the backbone's)
     npd_layers: int = 1
     n_heads: int = 2
     dropout: float = 0.1
@@ -98,31 +100,32 @@ class ResBlock1d(nn.Module):
 
 
 class TemporalUNet(nn.Module):
-    """A small 1-D U-Net over the K frames: down (K -> ceil(K/2)), middle with cross-attention
-    to the context tokens, up with a skip connection. Predicts ``z0`` (x0-objective)."""
+    """A small 1-D U-Net over the K frames at ``ch`` channels: in-projection ``d -> ch``, a
+    down block (K -> ceil(K/2)), a middle block with cross-attention to the context tokens, an
+    up block with a skip connection, out-projection ``ch -> d``. Predicts ``z0`` (x0-objective)."""
 
-    def __init__(self, d: int, n_heads: int, dropout: float):
+    def __init__(self, d: int, ch: int, n_heads: int, dropout: float):
         super().__init__()
-        self.time = SinusoidalTimeEmbedding(d)
-        self.inp = nn.Conv1d(d, d, 3, padding=1)
-        self.down = ResBlock1d(d, d, d, dropout)
-        self.downsample = nn.Conv1d(d, 2 * d, 3, stride=2, padding=1)
-        self.mid = ResBlock1d(2 * d, 2 * d, d, dropout)
-        self.ctx_proj = nn.Linear(d, 2 * d)
-        self.cross = MultiHeadAttention(2 * d, n_heads, dropout, dropout)
-        self.up = ResBlock1d(2 * d + d, d, d, dropout)
-        self.out = nn.Conv1d(d, d, 1)
+        self.time = SinusoidalTimeEmbedding(ch)
+        self.inp = nn.Linear(d, ch)
+        self.down = ResBlock1d(ch, ch, ch, dropout)
+        self.downsample = nn.Conv1d(ch, ch, 3, stride=2, padding=1)
+        self.mid = ResBlock1d(ch, ch, ch, dropout)
+        self.ctx_proj = nn.Linear(d, ch)
+        self.cross = MultiHeadAttention(ch, n_heads, dropout, dropout)
+        self.up = ResBlock1d(2 * ch, ch, ch, dropout)
+        self.out = nn.Linear(ch, d)
 
     def forward(self, z_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         # z_t (B, K, d), t (B,), context (B, M, d)
         K = z_t.shape[1]
-        temb = self.time(t)  # (B, d)
-        h0 = self.down(self.inp(z_t.transpose(1, 2)), temb)  # (B, d, K)
-        h = self.mid(self.downsample(h0), temb)  # (B, 2d, K')
-        h = self.cross(h.transpose(1, 2), None, context=self.ctx_proj(context)).transpose(1, 2)  # (B, 2d, K')
-        h = F.interpolate(h, size=K, mode="nearest")  # (B, 2d, K)
-        h = self.up(torch.cat([h, h0], dim=1), temb)  # (B, d, K)
-        return self.out(h).transpose(1, 2)  # (B, K, d)
+        temb = self.time(t)  # (B, ch)
+        h0 = self.down(self.inp(z_t).transpose(1, 2), temb)  # (B, ch, K)
+        h = self.mid(self.downsample(h0), temb)  # (B, ch, K')
+        h = self.cross(h.transpose(1, 2), None, context=self.ctx_proj(context)).transpose(1, 2)  # (B, ch, K')
+        h = F.interpolate(h, size=K, mode="nearest")  # (B, ch, K)
+        h = self.up(torch.cat([h, h0], dim=1), temb)  # (B, ch, K)
+        return self.out(h.transpose(1, 2))  # (B, K, d)
 
 
 class TCD(nn.Module):
@@ -134,7 +137,7 @@ class TCD(nn.Module):
         self.pos = nn.Parameter(torch.zeros(n_frames, d))
         self.encoder = TransformerEncoder(cfg.tcd_layers, d, cfg.n_heads, 4 * d, cfg.dropout, cfg.dropout)
         self.ctx_proj = nn.Linear(d_v, d)
-        self.denoiser = TemporalUNet(d, cfg.n_heads, cfg.dropout)
+        self.denoiser = TemporalUNet(d, cfg.unet_channels, cfg.n_heads, cfg.dropout)
         self.diffusion = GaussianDiffusion(cfg.steps, cfg.schedule, cfg.beta_start, cfg.beta_end)
         nn.init.normal_(self.pos, std=0.02)
 
@@ -161,23 +164,43 @@ class TCD(nn.Module):
         return z0, None, self.diffusion.reverse(fn, z_T)
 
 
+class QueryBlock(nn.Module):
+    """One post-LN Transformer layer evaluated at a single query position: the query token
+    attends over ``[query, condition tokens]``, then the feed-forward block. For one layer
+    this equals a full self-attention layer read out at the query's position."""
+
+    def __init__(self, d: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.attention = MultiHeadAttention(d, n_heads, dropout, dropout)
+        self.ffn = FeedForward(d, 4 * d, dropout)
+
+    def forward(self, q: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        # q (B, 1, d), cond (B, M, d)
+        return self.ffn(self.attention(q, None, context=torch.cat([q, cond], dim=1)))
+
+
 class NPDDenoiser(nn.Module):
-    """``g(x_t, c_m)``: self-attention over ``[x_t, frames, h_L]`` tokens. Deliberately has no
-    timestep argument and no step embedding (Eq. 13)."""
+    """``g(x_t, c_m)``: self-attention over the tokens ``[x_t, frames (K), h_L]`` (with type
+    embeddings), read out at the ``x_t`` token. Deliberately has no timestep argument and no
+    step embedding (Eq. 13).
+
+    Only the ``x_t`` position is read out, so only its row is computed (:class:`QueryBlock`):
+    exact for one layer (the default); with more layers the condition tokens are not updated
+    between layers (a Perceiver-style simplification)."""
 
     def __init__(self, d: int, cfg: MealRecConfig):
         super().__init__()
         self.type_emb = nn.Embedding(3, d)  # 0: x_t, 1: frame, 2: title
-        self.encoder = TransformerEncoder(cfg.npd_layers, d, cfg.n_heads, 4 * d, cfg.dropout, cfg.dropout)
+        self.layers = nn.ModuleList(QueryBlock(d, cfg.n_heads, cfg.dropout) for _ in range(cfg.npd_layers))
         self.out = nn.Linear(d, d)
 
     def forward(self, x_t: torch.Tensor, frames: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         # x_t (B, d), frames (B, K, d), text (B, d)
-        K = frames.shape[1]
-        types = torch.tensor([0] + [1] * K + [2], device=x_t.device)
-        tokens = torch.cat([x_t[:, None], frames, text[:, None]], dim=1) + self.type_emb(types)[None]  # (B, K+2, d)
-        h = self.encoder(tokens, None)
-        return self.out(h[:, 0])  # (B, d)
+        q = (x_t + self.type_emb.weight[0])[:, None]  # (B, 1, d)
+        cond = torch.cat([frames + self.type_emb.weight[1], (text + self.type_emb.weight[2])[:, None]], dim=1)  # (B, K+1, d)
+        for layer in self.layers:
+            q = layer(q, cond)
+        return self.out(q[:, 0])  # (B, d)
 
 
 class MealRec(SequentialRecommender):
