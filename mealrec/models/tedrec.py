@@ -73,21 +73,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import Dropout
-from .sasrec import SASRec
+from .sasrec import SASRec, SASRecConfig
 
 #: floor of the gate-noise standard deviation (``noise_epsilon`` in the reference)
 GATE_NOISE_EPS = 1e-2
 
 
 @dataclass
-class TedRecConfig:
-    hidden_size: int = 64
-    inner_size: int = 256
-    n_layers: int = 2
-    n_heads: int = 2
-    hidden_dropout: float = 0.5
-    attn_dropout: float = 0.5
-    initializer_range: float = 0.02
+class TedRecConfig(SASRecConfig):
+    """SASRec's encoder settings plus TedRec's own."""
+
     n_exps: int = 8  # MoE adaptor experts
     adaptor_dropout: float = 0.2  # dropout on the text input of each expert
     temperature: float = 0.07  # cosine-similarity temperature of the logits
