@@ -121,3 +121,12 @@ def test_failed_write_leaves_nothing(tiny, tmp_path, monkeypatch):
         train(_run(epochs=1), tiny, out=out, progress=False)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp" or p.name.startswith(".run.json")]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_export_representations_for_every_model(name, tiny):
+    model = build_model(name, get_model_class(name).Config(), tiny)
+    model.train()
+    out = model.export_representations(tiny.test.batch(slice(0, 5)))
+    assert out["user"].shape[0] == 5 and out["target_item"].shape == out["user"].shape
+    assert model.training  # mode restored

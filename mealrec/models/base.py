@@ -67,5 +67,15 @@ class SequentialRecommender(nn.Module):
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.score(self.forward(batch["item_seq"], batch["item_seq_len"]))
 
+    @torch.inference_mode()
+    def export_representations(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """For Figure 7: the final user representation ``(B, d)`` and the target item's
+        representation ``(B, d)`` (models with frame representations add theirs)."""
+        was = self.training
+        self.eval()
+        h = self.forward(batch["item_seq"], batch["item_seq_len"])
+        self.train(was)
+        return {"user": h, "target_item": self.item_representations()[batch["target"]]}
+
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
