@@ -77,8 +77,14 @@ def test_npd_has_no_timestep_input(tiny):
     assert torch.equal(a, b)
 
 
-def test_tcd_uses_the_timestep(tiny):
+def test_denoisers_start_as_identity_and_tcd_uses_the_timestep(tiny):
     m = _model(tiny).eval()
+    z = torch.randn(2, 5, 64)
+    with torch.no_grad():
+        assert torch.equal(m.tcd.denoiser(z, torch.tensor([3, 3]), torch.randn(2, 1, 64)), z)
+        x = torch.randn(2, 64)
+        assert torch.equal(m.npd(x, torch.randn(2, 5, 64), torch.randn(2, 64)), x)
+    torch.nn.init.normal_(m.tcd.denoiser.out.weight, std=0.1)
     z = torch.randn(2, 5, 64)
     ctx = torch.randn(2, 1, 64)
     with torch.no_grad():
