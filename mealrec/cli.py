@@ -99,7 +99,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
                 "#Users": s["users"],
                 "#Items": s["items"],
                 "#Interactions": s["interactions"],
-                "Avg. Length": round(s["avg_length"], 2),
+                "Avg. Length": f"{s['avg_length']:.2f}",
                 "Sparsity": f"{100 * s['sparsity']:.2f}%",
                 "interactions": ds.metadata["interactions"],
             }
