@@ -21,6 +21,7 @@ import numpy as np
 
 from mealrec.evaluation import paired_ttest
 from mealrec.experiments import run_in_subprocess
+from mealrec.trainer import load_result
 from mealrec.utils import write_json_atomic
 
 METRICS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
@@ -28,10 +29,14 @@ METRICS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
 
 def _run(args, model, seed, sets=(), tag=""):
     out = Path(args.out) / args.dataset / f"{model}{tag}-seed{seed}.json"
-    print(f"  training {model}{tag} seed {seed} ...", flush=True)
     sets = [*sets, f"train.num_threads={args.threads}"] if args.threads else list(sets)
-    r = run_in_subprocess(model, args.dataset, out, seed=seed, epochs=args.epochs, sets=sets,
-                          data_dir=args.data_dir, device=args.device)
+    if args.reuse and out.exists():
+        print(f"  reusing {out}", flush=True)
+        r = load_result(out)
+    else:
+        print(f"  training {model}{tag} seed {seed} ...", flush=True)
+        r = run_in_subprocess(model, args.dataset, out, seed=seed, epochs=args.epochs, sets=sets,
+                              data_dir=args.data_dir, device=args.device)
     t = r["timing"]
     print(f"    best epoch {r['best_epoch']}/{t['epochs_run']}, test ndcg@10 {r['test']['ndcg@10']:.4f}, "
           f"{t['train_time_per_epoch_s']:.1f} s/epoch", flush=True)
@@ -118,6 +123,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="overhead: runs per model (1 or 2)")
     ap.add_argument("--set", action="append", default=[], help="MealRec overrides, e.g. model.steps=5")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per run (0 = default)")
+    ap.add_argument("--reuse", action="store_true", help="load a run's result if its JSON already exists under --out")
     ap.add_argument("--data-dir")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="results/bench")
