@@ -1,7 +1,6 @@
 """One-call experiment helpers shared by the CLI, the benchmarks and the notebooks."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -73,6 +72,3 @@ def compare(a: dict | RunResult, b: dict | RunResult, metrics=("hr@10", "ndcg@10
     pb = b.per_user_test if isinstance(b, RunResult) else b["per_user_test"]
     return {m: paired_ttest(pa[m], pb[m]) for m in metrics}
 
-
-def dump(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=float)

@@ -20,7 +20,7 @@ from ..config import CONFIG_ROOT, build_dataclass, load_yaml
 from ..utils import MealRecError, sha256_arrays
 from . import microlens, synthetic
 from .base import ItemFeatures, SequentialDataset, Split, k_core, leave_one_out, remap
-from .features import N_FRAMES, TEXT_DIM, VISUAL_DIM, placeholder_visual, text_features
+from .features import placeholder_visual, text_features
 
 __all__ = [
     "DatasetSpec",
@@ -161,5 +161,3 @@ def get_dataset(
     ds.item_ids = item_ids
     return ds
 
-
-FEATURE_SHAPES = {"frames": (N_FRAMES, VISUAL_DIM), "visual": (VISUAL_DIM,), "text": (TEXT_DIM,)}
