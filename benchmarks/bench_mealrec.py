@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mealrec.evaluation import paired_ttest
-from mealrec.experiments import run_in_subprocess
+from mealrec.experiments import compare, run_in_subprocess
 from mealrec.trainer import load_result
 from mealrec.utils import write_json_atomic
 
@@ -49,7 +49,7 @@ def planted(args) -> dict:
     for seed in args.seeds:
         a = _run(args, meal, seed, args.set)
         b = _run(args, base, seed)
-        tests = {m: paired_ttest(a["per_user_test"][m], b["per_user_test"][m]) for m in METRICS}
+        tests = compare(a, b, METRICS)
         per_seed.append({"seed": seed, meal: a["test"], base: b["test"], "ttest": tests,
                          "best_epoch": {meal: a["best_epoch"], base: b["best_epoch"]}})
         rows.append((a, b))

@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mealrec.config import resolve_run_config
-from mealrec.data import dataset_spec, get_dataset
-from mealrec.models import get_model_class
+from mealrec.data import get_dataset
+from mealrec.experiments import run_config
 from mealrec.trainer import train
 
 
@@ -31,10 +30,8 @@ def main() -> None:
 
     rows = []
     for name in args.datasets:
-        spec = dataset_spec(name)
-        run = resolve_run_config(
-            args.model, name, get_model_class(args.model),
-            dataset_overrides={"train": spec.train, "model_overrides": spec.model_overrides},
+        run = run_config(
+            args.model, name,
             train_overrides={"seed": args.seed, "epochs": args.epochs, "device": args.device, "num_threads": args.threads},
         )
         ds = get_dataset(name, data_dir=args.data_dir)

@@ -26,19 +26,14 @@ def _fmt_table(rows: list[dict], cols: list[str]) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import resolve_run_config
-    from .data import dataset_spec, get_dataset
-    from .models import get_model_class
+    from .data import get_dataset
+    from .experiments import run_config
     from .trainer import train
 
-    model_cls = get_model_class(args.model)
-    spec = dataset_spec(args.dataset)
     sets = parse_sets(args.set)
-    run = resolve_run_config(
+    run = run_config(
         args.model,
         args.dataset,
-        model_cls,
-        dataset_overrides={"train": spec.train, "model_overrides": spec.model_overrides},
         user_file=args.config,
         train_overrides={"epochs": args.epochs, "seed": args.seed, "device": args.device, "batch_size": args.batch_size, **sets["train"]},
         model_overrides=sets["model"],

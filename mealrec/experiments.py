@@ -7,11 +7,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import resolve_run_config
+from .config import RunConfig, resolve_run_config
 from .data import dataset_spec, get_dataset
 from .evaluation import paired_ttest
 from .models import get_model_class
 from .trainer import RunResult, load_result, train
+
+
+def run_config(
+    model: str,
+    dataset: str,
+    user_file: str | Path | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    model_overrides: dict[str, Any] | None = None,
+) -> RunConfig:
+    """The config of ``model`` on ``dataset``: model file, the dataset file's overrides, then
+    an optional user file and explicit overrides (see :func:`mealrec.config.resolve_run_config`)."""
+    spec = dataset_spec(dataset)
+    return resolve_run_config(
+        model,
+        dataset,
+        get_model_class(model),
+        dataset_overrides={"train": spec.train, "model_overrides": spec.model_overrides},
+        user_file=user_file,
+        train_overrides=train_overrides,
+        model_overrides=model_overrides,
+    )
 
 
 def run_one(
@@ -27,15 +48,7 @@ def run_one(
     ds=None,
 ) -> RunResult:
     """Resolve the config of ``model`` on ``dataset`` (files + overrides) and train it once."""
-    spec = dataset_spec(dataset)
-    run = resolve_run_config(
-        model,
-        dataset,
-        get_model_class(model),
-        dataset_overrides={"train": spec.train, "model_overrides": spec.model_overrides},
-        train_overrides={"seed": seed, **(train_overrides or {})},
-        model_overrides=model_overrides,
-    )
+    run = run_config(model, dataset, train_overrides={"seed": seed, **(train_overrides or {})}, model_overrides=model_overrides)
     if ds is None:
         ds = get_dataset(dataset, data_dir=data_dir, visual_noise=visual_noise, progress=progress)
     return train(run, ds, out=out, progress=progress)

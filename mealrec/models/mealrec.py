@@ -257,7 +257,6 @@ class MealRec(SequentialRecommender):
         for out in ([self.tcd.denoiser.out] if self.use_tcd else []) + ([self.npd.out] if self.use_npd else []):
             nn.init.zeros_(out.weight)
             nn.init.zeros_(out.bias)
-        self._last_terms: dict[str, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ pieces
     def recency_context(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
@@ -270,7 +269,7 @@ class MealRec(SequentialRecommender):
         return (alpha[:, :, None] * self.visual[item_seq]).sum(1)  # (B, d_v)
 
     def _components(self, item_seq, item_seq_len):
-        """Everything scoring needs; fills ``self._last_terms`` with the diffusion losses in training."""
+        """``(h, diffusion loss terms (training only), intermediate parts)``."""
         terms: dict[str, torch.Tensor] = {}
         x0 = self.backbone(item_seq, item_seq_len)  # (B, d)
         last = item_seq.gather(1, (item_seq_len - 1)[:, None]).squeeze(1)  # (B,)
@@ -294,9 +293,7 @@ class MealRec(SequentialRecommender):
 
     # ------------------------------------------------------------------ contract
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        h, terms, _ = self._components(item_seq, item_seq_len)
-        self._last_terms = terms
-        return h
+        return self._components(item_seq, item_seq_len)[0]
 
     def item_representations(self) -> torch.Tensor:
         return self.backbone.item_representations()
