@@ -51,29 +51,29 @@ def test_ablation_switches_remove_parameters(tiny):
 
 
 def test_npd_has_no_timestep_input(tiny):
-    params = list(inspect.signature(NPDDenoiser.forward).parameters)
-    assert params == ["self", "x_t", "frames", "text"]
+    assert list(inspect.signature(NPDDenoiser.forward).parameters) == ["self", "x_t", "frames", "text"]
+    assert list(inspect.signature(NPDDenoiser.step).parameters) == ["self", "x_t", "cond"]
     m = _model(tiny, variant="full")
     assert not any("time" in n for n, _ in m.npd.named_modules())
     # the process passes t; the denoiser never receives it: same x_t, different t -> same output
     m.eval()
     seen = []
-    orig = m.npd.forward
+    orig = m.npd.step
 
     def spy(*args, **kwargs):
         seen.append((len(args), sorted(kwargs)))
         return orig(*args, **kwargs)
 
-    m.npd.forward = spy
+    m.npd.step = spy
     batch = tiny.test.batch(slice(0, 4))
     with torch.no_grad():
         m(batch["item_seq"], batch["item_seq_len"])
-    assert seen and all(s == (3, []) for s in seen)
+    assert seen and all(s == (2, []) for s in seen)
     x = torch.randn(4, 64)
     fr, tx = torch.randn(4, 5, 64), torch.randn(4, 64)
     with torch.no_grad():
-        a = m.npd_diffusion.reverse(lambda x_t, t: orig(x_t, fr, tx), x, steps=3)
-        b = m.npd_diffusion.reverse(lambda x_t, t: orig(x_t, fr, tx), x, steps=3)
+        a = m.npd_diffusion.reverse(lambda x_t, t: m.npd(x_t, fr, tx), x, steps=3)
+        b = m.npd_diffusion.reverse(lambda x_t, t: m.npd(x_t, fr, tx), x, steps=3)
     assert torch.equal(a, b)
 
 
@@ -145,3 +145,32 @@ def test_query_block_equals_full_self_attention_at_the_query():
         a = full(tokens, mask)[:, 0]
         b = qb(tokens[:, :1], tokens[:, 1:])[:, 0]
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_frame_conv_equals_conv1d():
+    from mealrec.models.mealrec import FrameConv
+
+    torch.manual_seed(0)
+    fc = FrameConv(6, 4, stride=2)
+    conv = torch.nn.Conv1d(6, 4, 3, stride=2, padding=1)
+    with torch.no_grad():  # Conv1d weight (out, in, k) -> Linear over [x_{k-1}, x_k, x_{k+1}]
+        fc.proj.weight.copy_(conv.weight.permute(0, 2, 1).reshape(4, 18))
+        fc.proj.bias.copy_(conv.bias)
+        x = torch.randn(3, 5, 6)
+        assert torch.allclose(fc(x), conv(x.transpose(1, 2)).transpose(1, 2), atol=1e-5)
+
+
+def test_truncated_chain_gradient_keeps_values_and_reaches_x_T():
+    from mealrec.models.diffusion import GaussianDiffusion
+
+    torch.manual_seed(0)
+    diff = GaussianDiffusion(6)
+    W = torch.nn.Linear(4, 4)
+    fn = lambda x, t: x + 0.1 * torch.tanh(W(x))  # noqa: E731
+    x_T = torch.randn(3, 4, requires_grad=True)
+    full = diff.reverse(fn, x_T)
+    trunc = diff.reverse(fn, x_T, grad_steps=1)
+    assert torch.allclose(full, trunc, atol=1e-6)  # same forward values
+    trunc.sum().backward()
+    assert x_T.grad is not None and x_T.grad.abs().sum() > 0  # straight-through path to the input
+    assert W.weight.grad is not None and W.weight.grad.abs().sum() > 0

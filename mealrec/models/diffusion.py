@@ -112,18 +112,40 @@ class GaussianDiffusion(nn.Module):
         return loss, x0_hat
 
     def reverse(
-        self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x_T: torch.Tensor, steps: int | None = None
+        self,
+        fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        x_T: torch.Tensor,
+        steps: int | None = None,
+        grad_steps: int = 0,
     ) -> torch.Tensor:
         """Deterministic reverse chain from ``x_T`` at step ``steps`` (default ``T``) down to step 1.
 
         At each step ``x0_hat = fn(x_t, t)``, then ``x_{t-1}`` = posterior mean; returns the
         last ``x0_hat`` (Eq. 10 / Eq. 13). Callers run it under ``torch.inference_mode()``
         at evaluation (the trainer's evaluation already does).
+
+        ``grad_steps`` (training cost; ``0`` = back-propagate through every step): when
+        gradients are enabled, only the last ``grad_steps`` steps are recorded for autograd.
+        The earlier steps run without a graph (the forward values are exactly the full
+        chain's), and ``x_T`` reaches the first recorded step through a straight-through
+        path with the chain's linear part as its Jacobian: each posterior-mean step of a
+        skip-connected denoiser ``fn(x) = x + c(x)`` is ``(coef1 + coef2) x + coef1 c(x)``, so
+        ``dx_t / dx_T`` is taken as ``prod (coef1 + coef2)`` (the corrections' Jacobians are
+        dropped). This is truncated back-propagation through the sampling chain, as in
+        DRaFT-K (Clark et al., ICLR 2024).
         """
         steps = self.T if steps is None else steps
         x_t = x_T
         x0_hat = x_T
-        for step in range(steps, 0, -1):
+        n_free = steps - grad_steps if (grad_steps > 0 and torch.is_grad_enabled()) else 0
+        if n_free > 0:
+            with torch.no_grad():
+                for step in range(steps, steps - n_free, -1):
+                    t = torch.full((x_T.shape[0],), step, dtype=torch.long, device=x_T.device)
+                    x_t = self.posterior_mean(fn(x_t, t), x_t, t)
+            jac = (self.posterior_mean_coef1 + self.posterior_mean_coef2)[steps - n_free : steps].prod()
+            x_t = x_t + jac * (x_T - x_T.detach())  # same value, straight-through gradient to x_T
+        for step in range(steps - n_free, 0, -1):
             t = torch.full((x_T.shape[0],), step, dtype=torch.long, device=x_T.device)
             x0_hat = fn(x_t, t)
             x_t = self.posterior_mean(x0_hat, x_t, t)
