@@ -135,6 +135,22 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce.runner import build_book, default_datasets, find_data_dir, run_notebooks
+
+    data_dir = find_data_dir(args.data_dir)
+    datasets = args.datasets or default_datasets(args.profile, data_dir)
+    if not args.no_run:
+        done = run_notebooks(datasets, profile=args.profile, notebooks=args.notebooks, data_dir=data_dir,
+                             device=args.device, threads=args.threads, force=args.force, progress=not args.quiet)
+        for nb, d, status in done:
+            print(f"{nb:14s} {d:18s} {status}")
+    if not args.no_build:
+        html = build_book(args.profile)
+        print(f"book: {html / 'index.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mealrec", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -168,6 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--data-dir")
     f.add_argument("--url", help="base URL to download from (default: the official site, or $MEALREC_MICROLENS_URL)")
     f.set_defaults(func=cmd_fetch)
+
+    r = sub.add_parser("reproduce", help="execute the notebooks per dataset (papermill) and build the book")
+    r.add_argument("--datasets", nargs="+", help="default: the profile's synthetic datasets, plus microlens-small/-big when the data is found")
+    r.add_argument("--profile", default="quick", choices=["smoke", "quick", "full"])
+    r.add_argument("--notebooks", nargs="+", help="default: all (datasets overall complexity ablation sensitivity noise visualisation)")
+    r.add_argument("--data-dir", help="folder holding microlens-50k/ (default $MEALREC_DATA, else ../shared/data)")
+    r.add_argument("--device", default="cpu", help="cpu | cuda (recorded beside every result)")
+    r.add_argument("--threads", type=int, default=0, help="torch threads per training run (0 = default)")
+    r.add_argument("--force", action="store_true", help="execute notebooks even when their inputs are unchanged")
+    r.add_argument("--no-run", action="store_true", help="only build the book from the notebooks already executed")
+    r.add_argument("--no-build", action="store_true", help="only execute the notebooks")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_reproduce)
 
     sub.add_parser("models", help="list registered models").set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list registered datasets").set_defaults(func=cmd_datasets)

@@ -63,6 +63,7 @@ def run_in_subprocess(
     sets: list[str] | None = None,
     data_dir: str | None = None,
     device: str = "cpu",
+    visual_noise: float = 0.0,
 ) -> dict:
     """Train in a fresh Python process (so peak memory is that model's alone) and load its result."""
     cmd = [sys.executable, "-m", "mealrec.cli", "train", "--model", model, "--dataset", dataset, "--seed", str(seed),
@@ -71,6 +72,8 @@ def run_in_subprocess(
         cmd += ["--epochs", str(epochs)]
     if data_dir:
         cmd += ["--data-dir", str(data_dir)]
+    if visual_noise:
+        cmd += ["--visual-noise", str(visual_noise)]
     for s in sets or []:
         cmd += ["--set", s]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())

@@ -35,6 +35,9 @@ class SequentialRecommender(nn.Module):
     Config: ClassVar[type]
     #: citation shown by ``mealrec models``
     paper: ClassVar[str] = ""
+    #: whether the model is a row of the paper's Table 2 (the overall-performance notebook
+    #: reads the registry and keeps the models for which this is true)
+    table2: ClassVar[bool] = True
 
     def __init__(self, config: Any, dataset: Any):
         super().__init__()

@@ -418,10 +418,12 @@ class MealRec(SequentialRecommender):
 
 class MealRecSASRec(MealRec):
     backbone_name = "sasrec"
+    table2 = False  # Figure 6 (universality), not a Table 2 row
 
 
 class MealRecCL4SRec(MealRec):
     backbone_name = "cl4srec"
+    table2 = False
 
 
 class MealRecTedRec(MealRec):

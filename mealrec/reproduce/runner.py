@@ -1,0 +1,278 @@
+"""``mealrec reproduce``: execute the notebooks per dataset with papermill, then build the book.
+
+For every notebook x dataset pair the runner computes a key from the notebook file, its
+parameters, the library's source (comments and docstrings ignored), the profile and the
+dataset's data hash. A pair whose key matches the one stored beside its executed
+notebook is skipped. A pair that runs is executed into a temporary file and renamed into
+``book/generated/<profile>/<notebook>/<dataset>.ipynb`` only when every cell succeeded;
+a failing cell stops the runner with the cell's source and error, and leaves the previous
+output (if any) untouched. The training runs the notebooks start are cached in the run
+store (``runs/``), so an interrupted reproduction resumes where it stopped.
+
+The book is then built with jupyter-book 1.x (``execute_notebooks: off``; ``-W -n
+--keep-going``) from pages the runner writes for the chosen profile: one page per table
+or figure listing each dataset's table, figure and verdict (pasted with glue from the
+executed notebooks), with the notebooks as sub-pages.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from ..utils import MealRecError, atomic_path
+from .profiles import get_profile
+from .store import RunStore, library_source_hash
+
+
+@dataclass(frozen=True)
+class Page:
+    notebook: str  # notebooks/<notebook>.ipynb
+    slug: str  # the book page: generated/<profile>/<slug>.md
+    title: str
+    caption: str  # the protocol, stated once per page
+    glue: tuple[tuple[str, str], ...]  # (kind, key) pasted per dataset: kind in {"any", "figure", "text"}
+
+
+PAGES: tuple[Page, ...] = (
+    Page("datasets", "table1", "Table 1: datasets",
+         "Users, items and interactions after filtering (MicroLens: iterative 4-core; leave-one-out split), "
+         "beside the paper's Table 1, and for each dataset which parts are real and which are synthetic.",
+         (("any", "table"), ("text", "verdict"))),
+    Page("overall", "table2", "Table 2: overall performance",
+         "Test HR@10/20 and NDCG@10/20, full ranking over all items, history not masked, ties broken against "
+         "the target, checkpoint of the best validation NDCG@10 (early stopping, patience as the profile sets). "
+         "Ours, the paper's, and the difference; then MealRec-TedRec's relative improvement over the best "
+         "baseline, with a paired t-test over test users (p < 0.01, as the paper).",
+         (("any", "table"), ("any", "improvement"), ("text", "verdict"), ("figure", "figure"))),
+    Page("complexity", "table3", "Table 3: complexity",
+         "Train and evaluation time per epoch and peak memory, each model trained alone in its own process; "
+         "ratios to TedRec beside the paper's (one A100 there). On the CPU, memory is the process's peak "
+         "resident set size, so it includes the interpreter and the data.",
+         (("any", "table"), ("any", "ratios"), ("text", "verdict"), ("figure", "figure"))),
+    Page("ablation", "figure3-6", "Figures 3 and 6: ablation and universality",
+         "MealRec's variants (full, -TCD, -NPD, -TCD-NPD) beside the bare backbone, on TedRec (Figure 3), "
+         "SASRec and CL4SRec (Figure 6); test metrics, one seed; p-values against the full model.",
+         (("any", "table-tedrec"), ("text", "verdict-tedrec"), ("any", "table-sasrec"), ("text", "verdict-sasrec"),
+          ("any", "table-cl4srec"), ("text", "verdict-cl4srec"), ("figure", "figure"))),
+    Page("sensitivity", "figure4", "Figure 4: sensitivity to lambda and T",
+         "Test NDCG@10 of MealRec-TedRec over the loss weight x diffusion steps grid, for TCD (lambda_T) and "
+         "NPD (lambda_N), the other weight at its default; one seed.",
+         (("text", "verdict"), ("figure", "figure"))),
+    Page("noise", "figure5", "Figure 5: robustness to visual noise",
+         "HR@10 and NDCG@10 of MealRec-TedRec with Gaussian noise of standard deviation sigma added to the "
+         "visual features at load time; one seed.",
+         (("any", "table"), ("text", "verdict"), ("figure", "figure"))),
+    Page("visualisation", "figure7", "Figure 7: representations",
+         "t-SNE of user representations, target item embeddings and (MealRec) frame representations for a "
+         "few test users, TedRec beside MealRec-TedRec, and the similarities the figure is read for.",
+         (("any", "table"), ("text", "verdict"), ("figure", "figure"))),
+)
+NOTEBOOKS = tuple(p.notebook for p in PAGES)
+STATIC_PAGES = ("data", "method", "implementation")
+CLOSING_PAGES = ("rerun",)
+
+
+def repo_root() -> Path:
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "notebooks").is_dir() or not (root / "book").is_dir():
+        raise MealRecError(f"`mealrec reproduce` runs from a checkout of the repository; {root} has no notebooks/ and book/")
+    return root
+
+
+def find_data_dir(data_dir: str | None) -> str | None:
+    """``data_dir``, else ``$MEALREC_DATA``, else ``../shared/data`` beside the checkout, if it
+    holds the MicroLens-50K files; None when none does."""
+    from ..data import microlens
+
+    candidates = [data_dir, os.environ.get("MEALREC_DATA"), str(repo_root().parent / "shared" / "data")]
+    for cand in candidates:
+        if cand:
+            try:
+                microlens.locate(cand)
+                return str(Path(cand).resolve())
+            except MealRecError:
+                if cand == data_dir:
+                    raise
+    return None
+
+
+def default_datasets(profile_name: str, data_dir: str | None) -> list[str]:
+    """The profile's synthetic datasets, plus its real ones when the MicroLens files are found."""
+    prof = get_profile(profile_name)
+    names = list(prof.synthetic_datasets)
+    if prof.real_datasets:
+        if data_dir:
+            names += list(prof.real_datasets)
+        else:
+            print("MicroLens data not found (--data-dir, $MEALREC_DATA or ../shared/data): real datasets skipped",
+                  file=sys.stderr)
+    return names
+
+
+def _pair_key(nb_path: Path, params: dict, profile: str, data_hash: str, lib_hash: str) -> str:
+    h = hashlib.sha256()
+    h.update(nb_path.read_bytes())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    h.update(json.dumps(get_profile(profile).to_dict(), sort_keys=True).encode())
+    h.update(data_hash.encode())
+    h.update(lib_hash.encode())
+    return h.hexdigest()
+
+
+def _title_with_dataset(path: Path, dataset: str) -> None:
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0]
+    if first.cell_type == "markdown" and first.source.startswith("# "):
+        head, _, rest = first.source.partition("\n")
+        first.source = f"{head} ({dataset})\n{rest}"
+    nbformat.write(nb, path)
+
+
+def execute(notebook: str, dataset: str, profile: str, root: Path, params: dict, key: str) -> Path:
+    """Run one notebook for one dataset; the output appears only if every cell succeeded."""
+    import papermill as pm
+
+    src = root / "notebooks" / f"{notebook}.ipynb"
+    out = root / "book" / "generated" / profile / notebook / f"{dataset}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".ipynb", dir=out.parent, prefix=f".{dataset}.")
+    os.close(fd)
+    try:
+        pm.execute_notebook(str(src), tmp, parameters=params, kernel_name="python3", cwd=str(root),
+                            progress_bar=False, log_output=False)
+    except pm.PapermillExecutionError as e:
+        os.unlink(tmp)
+        raise MealRecError(
+            f"notebooks/{notebook}.ipynb on {dataset} ({profile}) failed in cell {e.cell_index}:\n"
+            f"{e.source}\n--> {e.ename}: {e.evalue}"
+        ) from None
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _title_with_dataset(Path(tmp), dataset)
+    os.replace(tmp, out)
+    with atomic_path(out.with_suffix(".key")) as k:
+        k.write_text(key + "\n")
+    return out
+
+
+def run_notebooks(datasets: Iterable[str], profile: str = "quick", notebooks: Iterable[str] | None = None,
+                  data_dir: str | None = None, device: str = "cpu", threads: int = 0, force: bool = False,
+                  progress: bool = True, root: Path | None = None) -> list[tuple[str, str, str]]:
+    """Execute every notebook x dataset pair whose inputs changed. Returns ``(notebook, dataset, status)``.
+
+    ``root``: the tree holding ``notebooks/``, ``book/`` and ``runs/`` (default: this checkout)."""
+    from tqdm.auto import tqdm
+
+    root = Path(root) if root is not None else repo_root()
+    get_profile(profile)
+    notebooks = list(notebooks or NOTEBOOKS)
+    for nb in notebooks:
+        if nb not in NOTEBOOKS:
+            raise MealRecError(f"unknown notebook {nb!r}; valid: {', '.join(NOTEBOOKS)}")
+    datasets = list(datasets)
+    store = RunStore(root / "runs" / profile, data_dir=data_dir, progress=False)
+    data_hashes = {d: store.dataset(d).data_hash for d in datasets}  # fails early, naming the dataset
+    lib_hash = library_source_hash()
+    done = []
+    pairs = [(nb, d) for nb in notebooks for d in datasets]
+    bar = tqdm(pairs, desc=f"reproduce ({profile})", unit="notebook", disable=not progress)
+    for nb, d in bar:
+        bar.set_postfix_str(f"{nb} on {d}")
+        params = {
+            "DATASET": d, "PROFILE": profile, "OUTPUT_DIR": f"book/generated/{profile}/{nb}",
+            "FIGURES_DIR": f"figures/{profile}", "RUNS_DIR": f"runs/{profile}", "DATA_DIR": data_dir,
+            "DEVICE": device, "THREADS": threads,
+        }
+        key = _pair_key(root / "notebooks" / f"{nb}.ipynb", params, profile, data_hashes[d], lib_hash)
+        out = root / "book" / "generated" / profile / nb / f"{d}.ipynb"
+        keyfile = out.with_suffix(".key")
+        if not force and out.exists() and keyfile.exists() and keyfile.read_text().strip() == key:
+            done.append((nb, d, "unchanged"))
+            continue
+        execute(nb, d, profile, root, params, key)
+        done.append((nb, d, "executed"))
+    return done
+
+
+# --------------------------------------------------------------------------- book
+def _page_markdown(page: Page, profile: str, datasets: list[str]) -> str:
+    lines = [f"# {page.title}", "", f"*Protocol.* {page.caption}", "",
+             f"Profile `{profile}` ({_profile_line(profile)}). Each dataset's notebook (linked below) "
+             "holds the code, every number and the provenance (library version, commit, seeds, data hash).", ""]
+    for d in datasets:
+        doc = f"{page.notebook}/{d}.ipynb"
+        lines += [f"## {d}", ""]
+        for kind, key in page.glue:
+            if kind == "text":
+                lines += ["**Verdict.**", ""]
+            lines += [f"```{{glue:any}} {key}", f":doc: {doc}", "```", ""]
+        lines += [f"Notebook: {{doc}}`{page.notebook}/{d}`", ""]
+    return "\n".join(lines)
+
+
+def _profile_line(profile: str) -> str:
+    p = get_profile(profile)
+    return f"at most {p.epochs} epochs, patience {p.patience}, seeds {', '.join(map(str, p.seeds))}"
+
+
+def write_book_pages(profile: str, root: Path | None = None) -> Path:
+    """Write the profile's table/figure pages and its table of contents; returns the toc path."""
+    import yaml
+
+    root = Path(root) if root is not None else repo_root()
+    gen = root / "book" / "generated" / profile
+    chapters = []
+    for page in PAGES:
+        datasets = sorted(p.stem for p in (gen / page.notebook).glob("*.ipynb") if not p.name.startswith("."))
+        if not datasets:
+            continue
+        with atomic_path(gen / f"{page.slug}.md") as tmp:
+            tmp.write_text(_page_markdown(page, profile, datasets), encoding="utf-8")
+        chapters.append({"file": f"generated/{profile}/{page.slug}",
+                         "sections": [{"file": f"generated/{profile}/{page.notebook}/{d}"} for d in datasets]})
+    toc = {
+        "format": "jb-book",
+        "root": "intro",
+        "parts": [
+            {"caption": "The study", "chapters": [{"file": p} for p in STATIC_PAGES]},
+            {"caption": f"Tables and figures ({profile} profile)", "chapters": chapters},
+            {"caption": "Using the companion", "chapters": [{"file": p} for p in CLOSING_PAGES]},
+        ],
+    }
+    path = gen / "_toc.yml"
+    with atomic_path(path) as tmp:
+        tmp.write_text("# Written by `mealrec reproduce`; do not edit.\n" + yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def build_book(profile: str, strict: bool = True, root: Path | None = None) -> Path:
+    """Build the HTML book for ``profile`` with jupyter-book 1.x; returns the HTML folder."""
+    root = Path(root) if root is not None else repo_root()
+    toc = write_book_pages(profile, root)
+    out = root / "book" / "_build" / profile
+    exe = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
+    if exe is None:
+        raise MealRecError("jupyter-book is not installed; install the pinned requirements (requirements.txt)")
+    cmd = [exe, "build", str(root / "book"), "--config", str(root / "_config.yml"), "--toc", str(toc),
+           "--path-output", str(out), "--all"]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise MealRecError(f"jupyter-book build failed ({' '.join(cmd)}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return out / "_build" / "html"
+
+
+__all__ = ["NOTEBOOKS", "PAGES", "build_book", "default_datasets", "execute", "find_data_dir", "run_notebooks", "write_book_pages"]

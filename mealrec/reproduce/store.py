@@ -1,0 +1,189 @@
+"""A content-addressed store of training runs, so that reproduction is resumable.
+
+Every run is keyed by what determines its metrics: the model, the dataset's data hash
+and text encoder, the resolved configuration (model and training settings, seed), the
+visual noise, and a hash of the library code the run executes (comments and
+docstrings ignored). A run whose key is already in the store is read back instead of
+trained again; a change to any of those inputs trains it anew. Results are written
+atomically (temp file + rename), so an interrupted run leaves nothing half-written.
+
+Layout: ``<root>/<dataset>/<model>/<tag>seed<seed>-<key>.json`` with the per-user test
+metrics in a ``.npz`` beside it (both meant to be committed) and the checkpoint in a
+``.pt`` (not committed; see ``.gitignore``).
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import get_dataset
+from ..experiments import run_config, run_in_subprocess
+from ..models import get_model_class
+from ..trainer import load_result, train
+from ..utils import MealRecError, write_json_atomic
+
+PACKAGE = Path(__file__).resolve().parent.parent
+#: Library files every run depends on, besides the model's own modules.
+CORE_FILES = (
+    "trainer.py", "evaluation.py", "config.py", "utils.py",
+    "data/__init__.py", "data/base.py", "data/features.py", "data/synthetic.py", "data/microlens.py",
+    "models/base.py", "models/layers.py", "models/diffusion.py",
+)
+#: Training settings that do not change metrics (evaluation is batch-size invariant).
+_NOT_KEYED = ("num_threads", "eval_batch_size", "device")
+
+
+@lru_cache(maxsize=None)
+def _normalised_source_hash(path: Path) -> str:
+    """Hash of a module's syntax tree without docstrings (comments never reach the tree)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+def model_source_files(model: str) -> list[Path]:
+    """The library modules a model's runs execute: the core files, the modules of the
+    model's class hierarchy, and those of a wrapped backbone (``backbone_name``)."""
+    files = {PACKAGE / f for f in CORE_FILES}
+    classes = [get_model_class(model)]
+    backbone = getattr(classes[0], "backbone_name", "")
+    if backbone:
+        classes.append(get_model_class(backbone))
+    for cls in classes:
+        for c in cls.__mro__:
+            if c.__module__.startswith("mealrec."):
+                files.add(Path(inspect.getsourcefile(c)).resolve())
+    return sorted(files)
+
+
+def code_hash(model: str) -> str:
+    h = hashlib.sha256()
+    for f in model_source_files(model):
+        h.update(str(f.relative_to(PACKAGE)).encode())
+        h.update(_normalised_source_hash(f).encode())
+    return h.hexdigest()
+
+
+def library_source_hash() -> str:
+    """Hash of every module and config file of the library (for the notebook runner)."""
+    h = hashlib.sha256()
+    for f in sorted(PACKAGE.rglob("*")):
+        if f.suffix == ".py":
+            h.update(str(f.relative_to(PACKAGE)).encode() + _normalised_source_hash(f).encode())
+        elif f.suffix == ".yaml":
+            h.update(str(f.relative_to(PACKAGE)).encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def _tag(overrides: dict[str, Any], visual_noise: float) -> str:
+    parts = [f"{k}={v}" for k, v in sorted(overrides.items())]
+    if visual_noise:
+        parts.append(f"noise={visual_noise:g}")
+    return "".join(c if c.isalnum() or c in "=.-_" else "_" for c in ",".join(parts)) + ("-" if parts else "")
+
+
+class RunStore:
+    """Train-or-load access to runs under ``root``.
+
+    >>> store = RunStore("runs", progress=False)                      # doctest: +SKIP
+    >>> r = store.run("sasrec", "synthetic-tiny", seed=1, epochs=2)   # doctest: +SKIP
+    >>> r["test"]["ndcg@10"], r["per_user_test"]["ndcg@10"].shape      # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | Path, data_dir: str | None = None, device: str = "cpu",
+                 threads: int = 0, progress: bool = True):
+        self.root = Path(root)
+        self.data_dir = data_dir
+        self.device = device
+        self.threads = threads
+        self.progress = progress
+        self._datasets: dict[tuple[str, float], Any] = {}
+
+    def dataset(self, name: str, visual_noise: float = 0.0):
+        key = (name, float(visual_noise))
+        if key not in self._datasets:
+            self._datasets[key] = get_dataset(name, data_dir=self.data_dir, visual_noise=visual_noise, progress=self.progress)
+        return self._datasets[key]
+
+    def _resolve(self, model: str, dataset: str, seed: int, epochs: int, patience: int | None,
+                 overrides: dict[str, Any], visual_noise: float) -> tuple[Any, str, Path, dict]:
+        default = run_config(model, dataset).model_config
+        overrides = {k: v for k, v in overrides.items() if getattr(default, k, object()) != v}  # same run, same file
+        train_over: dict[str, Any] = {"seed": seed, "epochs": epochs, "device": self.device}
+        if patience is not None:
+            train_over["patience"] = patience
+        if self.threads:
+            train_over["num_threads"] = self.threads
+        run = run_config(model, dataset, train_overrides=train_over, model_overrides=overrides)
+        ds = self.dataset(dataset, visual_noise)
+        cfg = run.to_dict()
+        cfg.pop("sources")
+        for k in _NOT_KEYED:
+            cfg["train"].pop(k)
+        ident = {
+            "config": cfg,
+            "visual_noise": float(visual_noise),
+            "data_hash": ds.data_hash,
+            "text_encoder": ds.features().info["text_encoder"],
+            "code": code_hash(model),
+        }
+        key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        path = self.root / dataset / model / f"{_tag(overrides, visual_noise)}seed{seed}-{key}.json"
+        return run, key, path, overrides
+
+    def path(self, model: str, dataset: str, seed: int = 2020, epochs: int = 200, patience: int | None = None,
+             overrides: dict[str, Any] | None = None, visual_noise: float = 0.0) -> Path:
+        """Where the run's result lives (whether or not it exists yet)."""
+        return self._resolve(model, dataset, seed, epochs, patience, dict(overrides or {}), visual_noise)[2]
+
+    def run(self, model: str, dataset: str, seed: int = 2020, epochs: int = 200, patience: int | None = None,
+            overrides: dict[str, Any] | None = None, visual_noise: float = 0.0, isolate: bool = False) -> dict:
+        """The result of one run (its JSON plus ``per_user_test``), trained only if it is not stored.
+
+        ``overrides``: model settings (as ``--set model.KEY=VALUE``). ``isolate``: train in a
+        fresh process, so that its peak memory is that model's alone (Table 3)."""
+        run, key, path, overrides = self._resolve(model, dataset, seed, epochs, patience, dict(overrides or {}), visual_noise)
+        if path.exists():
+            res = load_result(path)
+            if res.get("store_key") == key and "per_user_test" in res:
+                res["result_path"] = str(path)
+                return res
+        if isolate:
+            sets = [f"model.{k}={json.dumps(v)}" for k, v in overrides.items()]
+            sets += [f"train.{k}={json.dumps(v)}" for k, v in (("patience", run.train.patience), ("num_threads", run.train.num_threads))]
+            run_in_subprocess(model, dataset, path, seed=seed, epochs=epochs, sets=sets,
+                              data_dir=self.data_dir, device=self.device, visual_noise=visual_noise)
+        else:
+            train(run, self.dataset(dataset, visual_noise), out=path, progress=self.progress)
+        res = load_result(path)
+        res["store_key"] = key
+        per_user = res.pop("per_user_test")
+        write_json_atomic(path, res)  # stamp the key last: a run without it is retrained
+        res["per_user_test"] = per_user
+        res["result_path"] = str(path)
+        return res
+
+    @staticmethod
+    def checkpoint(result: dict) -> Path | None:
+        """The checkpoint beside a stored result, if it is on disk (checkpoints are not committed)."""
+        ckpt = Path(result["result_path"]).with_suffix(".pt")
+        return ckpt if ckpt.exists() else None
+
+
+def per_user(result: dict, metric: str) -> np.ndarray:
+    if "per_user_test" not in result:
+        raise MealRecError(f"result of {result['config']['model']} has no per-user metrics (.npz missing)")
+    return result["per_user_test"][metric]
+
+
+__all__ = ["RunStore", "code_hash", "library_source_hash", "model_source_files", "per_user"]

@@ -1,0 +1,115 @@
+"""The reproduction machinery: run store, notebooks, runner, book build (smoke profile)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mealrec.reproduce import RunStore, get_profile
+from mealrec.reproduce import report as R
+from mealrec.reproduce.runner import NOTEBOOKS, build_book, run_notebooks
+from mealrec.reproduce.store import _normalised_source_hash, model_source_files
+from mealrec.utils import MealRecError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return RunStore(tmp_path_factory.mktemp("runs"), progress=False, threads=1)
+
+
+def test_store_trains_once_and_keys_on_what_changes_metrics(store, monkeypatch):
+    a = store.run("sasrec", "synthetic-tiny", seed=1, epochs=1)
+    assert Path(a["result_path"]).exists() and a["per_user_test"]["ndcg@10"].shape == (200,)
+    import mealrec.reproduce.store as S
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a stored run was trained again")
+
+    monkeypatch.setattr(S, "train", no_training)
+    b = store.run("sasrec", "synthetic-tiny", seed=1, epochs=1)
+    assert b["test"] == a["test"] and b["store_key"] == a["store_key"]
+    # an override equal to the default is the same run; another seed, epochs or setting is not
+    assert store.path("sasrec", "synthetic-tiny", seed=1, epochs=1, overrides={"n_layers": 2}) == Path(a["result_path"])
+    others = {store.path("sasrec", "synthetic-tiny", seed=2, epochs=1),
+              store.path("sasrec", "synthetic-tiny", seed=1, epochs=2),
+              store.path("sasrec", "synthetic-tiny", seed=1, epochs=1, overrides={"n_layers": 1}),
+              store.path("sasrec", "synthetic-tiny", seed=1, epochs=1, visual_noise=0.1)}
+    assert len(others) == 4 and Path(a["result_path"]) not in others
+
+
+def test_code_hash_ignores_comments_and_docstrings(tmp_path):
+    f1, f2, f3 = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
+    f1.write_text('"""doc"""\ndef f(x):\n    """inner doc"""\n    return x + 1  # comment\n')
+    f2.write_text('def f(x):\n    return x + 1\n')
+    f3.write_text('def f(x):\n    return x + 2\n')
+    assert _normalised_source_hash(f1) == _normalised_source_hash(f2) != _normalised_source_hash(f3)
+    files = {p.name for p in model_source_files("mealrec-tedrec")}
+    assert {"mealrec.py", "tedrec.py", "sasrec.py", "trainer.py", "diffusion.py"} <= files
+
+
+def test_overall_reads_the_registry_and_gives_a_rule_based_verdict(store):
+    res = R.overall(store, "synthetic-tiny", get_profile("smoke"), seeds=[1])
+    assert set(res["table"].index) == {"sasrec", "cl4srec", "tedrec", "mealrec-tedrec"}  # Table 2 rows only
+    assert set(res["improvement"]) == {"hr@10", "ndcg@10", "hr@20", "ndcg@20"}
+    assert res["verdict"].split(":")[0] in ("reproduces", "partly reproduces", "does not reproduce")
+
+
+def _mini_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("_build", "generated"))
+    shutil.copy(ROOT / "_config.yml", root / "_config.yml")
+    for nb in NOTEBOOKS:
+        shutil.copy(ROOT / "notebooks" / f"{nb}.ipynb", root / "notebooks")
+    return root
+
+
+def test_notebooks_are_stored_clean_with_a_parameters_cell():
+    for nb in NOTEBOOKS:
+        book = nbformat.read(ROOT / "notebooks" / f"{nb}.ipynb", as_version=4)
+        params = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1, nb
+        for name in ("DATASET", "PROFILE", "SEEDS", "MODELS", "OUTPUT_DIR"):
+            assert f"{name} = " in params[0].source, (nb, name)
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in book.cells if c.cell_type == "code"), nb
+
+
+def test_runner_skips_unchanged_pairs_and_leaves_nothing_on_failure(tmp_path):
+    root = _mini_tree(tmp_path)
+    done = run_notebooks(["synthetic-tiny"], profile="smoke", notebooks=["datasets"], root=root, progress=False)
+    assert done == [("datasets", "synthetic-tiny", "executed")]
+    out = root / "book/generated/smoke/datasets/synthetic-tiny.ipynb"
+    executed = nbformat.read(out, as_version=4)
+    assert executed.cells[0].source.startswith("# Table 1: dataset statistics (synthetic-tiny)")
+    side = json.loads((out.parent / "datasets-synthetic-tiny.json").read_text())
+    assert side["provenance"]["data_hash"]["synthetic-tiny"] and side["results"][0]["users (ours)"] == 200
+    again = run_notebooks(["synthetic-tiny"], profile="smoke", notebooks=["datasets"], root=root, progress=False)
+    assert again == [("datasets", "synthetic-tiny", "unchanged")]
+    # a failing cell: clear error naming the cell, the old output untouched, no temp file left
+    bad = nbformat.read(root / "notebooks/datasets.ipynb", as_version=4)
+    bad.cells.append(nbformat.v4.new_code_cell("raise ValueError('boom in a cell')"))
+    nbformat.write(bad, root / "notebooks/datasets.ipynb")
+    before = out.read_bytes()
+    with pytest.raises(MealRecError, match=r"(?s)datasets.ipynb on synthetic-tiny.*boom in a cell"):
+        run_notebooks(["synthetic-tiny"], profile="smoke", notebooks=["datasets"], root=root, progress=False)
+    assert out.read_bytes() == before
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_smoke_book_builds_offline(tmp_path):
+    """Every notebook on synthetic-tiny (smoke profile), then jupyter-book with -W -n; no CDN in the HTML."""
+    root = _mini_tree(tmp_path)
+    run_notebooks(["synthetic-tiny"], profile="smoke", root=root, progress=False, threads=1)
+    assert len(list((root / "figures/smoke").glob("*.png"))) == len(list((root / "figures/smoke").glob("*.pdf"))) >= 6
+    html = build_book("smoke", root=root)
+    page = (html / "generated/smoke/table2.html").read_text()
+    assert "Verdict" in page and "mealrec-tedrec" in page
+    for f in html.rglob("*.html"):
+        text = f.read_text()
+        assert "cdn.jsdelivr" not in text and "cdnjs" not in text and "mathjax@" not in text, f
+    assert (html / "_static/mathjax/tex-chtml.js").exists()
