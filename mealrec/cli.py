@@ -148,6 +148,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if not args.no_build:
         html = build_book(args.profile)
         print(f"book: {html / 'index.html'}")
+        if args.check_browser:
+            from .reproduce.runner import browser_check
+
+            report = browser_check(html)
+            bad = {p: v for p, v in report.items() if v}
+            for p, v in bad.items():
+                print(f"browser check: {p}: {'; '.join(v)}")
+            print(f"browser check: {len(report) - len(bad)} of {len(report)} pages fine (headless Chromium, network blocked)")
+            if bad:
+                return 1
     return 0
 
 
@@ -195,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="execute notebooks even when their inputs are unchanged")
     r.add_argument("--no-run", action="store_true", help="only build the book from the notebooks already executed")
     r.add_argument("--no-build", action="store_true", help="only execute the notebooks")
+    r.add_argument("--check-browser", action="store_true", help="after the build, open every page in headless Chromium offline")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_reproduce)
 

@@ -113,3 +113,14 @@ def test_smoke_book_builds_offline(tmp_path):
         text = f.read_text()
         assert "cdn.jsdelivr" not in text and "cdnjs" not in text and "mathjax@" not in text, f
     assert (html / "_static/mathjax/tex-chtml.js").exists()
+
+
+def test_browser_check_flags_a_broken_page(tmp_path):
+    from mealrec.reproduce.runner import browser_check
+
+    if not shutil.which("chromium"):
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    (tmp_path / "good.html").write_text("<html><body><p>fine</p></body></html>")
+    (tmp_path / "bad.html").write_text("<html><body><p>&lt;IPython.core.display.Markdown object&gt;</p></body></html>")
+    report = browser_check(tmp_path)
+    assert report["good.html"] == [] and report["bad.html"]

@@ -217,6 +217,8 @@ def _page_markdown(page: Page, profile: str, datasets: list[str]) -> str:
         for kind, key in page.glue:
             if kind == "text":
                 lines += ["**Verdict.**", ""]
+            elif key.startswith("table-"):
+                lines += [f"**{key[len('table-'):]} backbone**", ""]
             lines += [f"```{{glue:any}} {key}", f":doc: {doc}", "```", ""]
         lines += [f"Notebook: {{doc}}`{page.notebook}/{d}`", ""]
     return "\n".join(lines)
@@ -275,4 +277,37 @@ def build_book(profile: str, strict: bool = True, root: Path | None = None) -> P
     return out / "_build" / "html"
 
 
-__all__ = ["NOTEBOOKS", "PAGES", "build_book", "default_datasets", "execute", "find_data_dir", "run_notebooks", "write_book_pages"]
+def browser_check(html_dir: str | Path, chromium: str | None = None) -> dict[str, list[str]]:
+    """Open every page of the built book in headless Chromium with all network lookups
+    blocked, and report per page what is wrong: MathJax that did not typeset (on pages with
+    math), pasted objects that fell back to their Python repr, a glue or Sphinx error
+    box. Returns ``{page: [problems]}`` (empty lists = fine). Needs Debian's ``chromium``."""
+    exe = chromium or shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        raise MealRecError("browser check needs Chromium: apt-get install chromium (Debian), or pass its path")
+    html_dir = Path(html_dir)
+    report: dict[str, list[str]] = {}
+    for page in sorted(html_dir.rglob("*.html")):
+        rel = str(page.relative_to(html_dir))
+        if rel in ("genindex.html", "search.html"):
+            continue
+        proc = subprocess.run(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND",
+             "--virtual-time-budget=8000", "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=120)
+        dom = proc.stdout
+        problems = []
+        if not dom.strip():
+            problems.append(f"no DOM (chromium exit {proc.returncode})")
+        source = page.read_text(encoding="utf-8")
+        if ("\\(" in source or "\\[" in source or 'class="math' in source) and "mjx-container" not in dom:
+            problems.append("math not typeset (MathJax missing or not loaded offline)")
+        for bad in ("&lt;IPython.core.display", "<IPython.core.display", "object at 0x", "Traceback (most recent call last)",
+                    "system-message"):
+            if bad in dom:
+                problems.append(f"page contains {bad!r}")
+        report[rel] = problems
+    return report
+
+
+__all__ = ["NOTEBOOKS", "PAGES", "browser_check", "build_book", "default_datasets", "execute", "find_data_dir", "run_notebooks", "write_book_pages"]
