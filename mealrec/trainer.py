@@ -217,6 +217,21 @@ def save_result(result: RunResult, out: str | Path) -> Path:
     return out
 
 
+def load_checkpoint(path: str | Path, dataset):
+    """Rebuild the model of a ``.pt`` checkpoint written by :func:`save_result` on ``dataset``
+    (the same dataset it was trained on), in evaluation mode."""
+    from .config import replace_checked
+    from .models import get_model_class
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    name = state["model"]
+    cls = get_model_class(name)
+    cfg = replace_checked(cls.Config(), state["config"]["model_config"], f"{path} [model_config]")
+    model = build_model(name, cfg, dataset)
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
+
+
 def load_result(path: str | Path) -> dict:
     """Read a result JSON and attach its per-user test metrics under ``per_user_test``."""
     import json
@@ -231,4 +246,4 @@ def load_result(path: str | Path) -> dict:
     return res
 
 
-__all__ = ["RunResult", "train", "save_result", "load_result"]
+__all__ = ["RunResult", "train", "save_result", "load_checkpoint", "load_result"]

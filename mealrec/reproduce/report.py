@@ -307,9 +307,7 @@ def representations(store: RunStore, dataset: str, profile: Profile, model: str,
     """Figure 7's inputs for the first ``n_users`` test users: user representations, target item
     embeddings and (MealRec) frame representations before/after TCD. Cached as ``.repr<N>.npz``
     beside the run; computing them needs the run's checkpoint (retrained if it is absent)."""
-    import torch
-
-    from ..models import build_model
+    from ..trainer import load_checkpoint
     from ..utils import save_npz_atomic
 
     seed = profile.seeds[0] if seed is None else seed
@@ -324,13 +322,8 @@ def representations(store: RunStore, dataset: str, profile: Profile, model: str,
         Path(r["result_path"]).unlink()
         r = store.run(model, dataset, seed=seed, epochs=profile.epochs, patience=profile.patience)
         ckpt = store.checkpoint(r)
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
     ds = store.dataset(dataset)
-    from ..experiments import run_config
-
-    cfg = run_config(model, dataset, model_overrides=state["config"]["model_config"]).model_config
-    net = build_model(model, cfg, ds)
-    net.load_state_dict(state["state_dict"])
+    net = load_checkpoint(ckpt, ds)
     batch = ds.test.batch(slice(0, min(n_users, len(ds.test))))
     out = {k: v.float().numpy() for k, v in net.export_representations(batch).items()}
     out["user_index"] = batch["user"].numpy()
