@@ -1,5 +1,3 @@
-import time
-
 import numpy as np
 import pytest
 
@@ -51,15 +49,12 @@ def test_registry_lists_names_on_error():
     assert {"synthetic-tiny", "synthetic-small", "microlens-small", "microlens-big", "shortvideo-small", "shortvideo-big"} <= set(dataset_names())
 
 
-def test_synthetic_tiny_is_fast_and_deterministic():
-    t0 = time.perf_counter()
+def test_synthetic_tiny_is_deterministic():
     a = get_dataset("synthetic-tiny", progress=False)
     fa = a.features()
-    elapsed = time.perf_counter() - t0
     b = get_dataset("synthetic-tiny", progress=False)
     assert a.data_hash == b.data_hash
     assert np.array_equal(fa.frames.numpy(), b.features().frames.numpy())
-    assert elapsed < 10  # generous: the budget in the issue (2 s) is checked by benchmarks, not here
     assert fa.frames.shape == (a.n_items, 5, 768)
     assert fa.visual.shape == (a.n_items, 768)
     assert fa.text.shape == (a.n_items, 384)
