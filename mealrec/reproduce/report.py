@@ -126,8 +126,14 @@ def table2_models(models: Iterable[str] | None = None) -> list[str]:
     return sorted(names, key=lambda m: (m.startswith("mealrec"), list(paper._T2_ROWS).index(m) if m in paper._T2_ROWS else 99, m))
 
 
+def _run(store: RunStore, model: str, dataset: str, profile: Profile, seed: int | None = None, **kw) -> dict:
+    """One run at the profile's epochs and patience (``seed`` None: the profile's first seed)."""
+    seed = profile.seeds[0] if seed is None else seed
+    return store.run(model, dataset, seed=seed, epochs=profile.epochs, patience=profile.patience, **kw)
+
+
 def _runs(store: RunStore, model: str, dataset: str, seeds: Iterable[int], profile: Profile, **kw) -> list[dict]:
-    return [store.run(model, dataset, seed=s, epochs=profile.epochs, patience=profile.patience, **kw) for s in seeds]
+    return [_run(store, model, dataset, profile, seed=s, **kw) for s in seeds]
 
 
 def _seed_mean(runs: list[dict], metric: str) -> np.ndarray:
@@ -230,12 +236,9 @@ def ablation(store: RunStore, dataset: str, profile: Profile, backbone: str = "t
              seed: int | None = None) -> dict:
     """The backbone and MealRec's four variants on it (Figure 3 for TedRec, Figure 6 for the
     others): test metrics, and a paired t-test of each variant against the full model."""
-    seed = profile.seeds[0] if seed is None else seed
-    base = store.run(backbone, dataset, seed=seed, epochs=profile.epochs, patience=profile.patience)
-    runs = {backbone: base}
+    runs = {backbone: _run(store, backbone, dataset, profile, seed)}
     for v in VARIANTS:
-        runs[v] = store.run(f"mealrec-{backbone}", dataset, seed=seed, epochs=profile.epochs, patience=profile.patience,
-                            overrides={"variant": v})
+        runs[v] = _run(store, f"mealrec-{backbone}", dataset, profile, seed, overrides={"variant": v})
     rows = []
     for name, r in runs.items():
         row = {"variant": name, **{k: r["test"][k] for k in METRICS}}
@@ -262,14 +265,12 @@ def sensitivity(store: RunStore, dataset: str, profile: Profile, seed: int | Non
                 model: str = "mealrec-tedrec", metric: str = "ndcg@10") -> dict:
     """Figure 4: test ``metric`` over lambda x T, once varying lambda_T (TCD, lambda_N at its
     default) and once lambda_N (NPD, lambda_T at its default); T is shared, as in the paper."""
-    seed = profile.seeds[0] if seed is None else seed
     grids = {}
     for which in ("lambda_t", "lambda_n"):
         grid = pd.DataFrame(index=pd.Index(profile.lambdas, name=which), columns=pd.Index(profile.steps, name="T"), dtype=float)
         for lam in profile.lambdas:
             for T in profile.steps:
-                r = store.run(model, dataset, seed=seed, epochs=profile.epochs, patience=profile.patience,
-                              overrides={which: lam, "steps": T})
+                r = _run(store, model, dataset, profile, seed, overrides={which: lam, "steps": T})
                 grid.loc[lam, T] = r["test"][metric]
         grids[which] = grid
     spread = {k: float((g.max().max() - g.min().min()) / g.max().max()) for k, g in grids.items()}
@@ -284,11 +285,10 @@ def sensitivity(store: RunStore, dataset: str, profile: Profile, seed: int | Non
 def noise_robustness(store: RunStore, dataset: str, profile: Profile, seed: int | None = None,
                      models: Iterable[str] = ("mealrec-tedrec",)) -> dict:
     """Figure 5: HR@10 and NDCG@10 with N(0, sigma^2) noise added to the visual features at load time."""
-    seed = profile.seeds[0] if seed is None else seed
     rows = []
     for m in models:
         for sigma in profile.noise:
-            r = store.run(m, dataset, seed=seed, epochs=profile.epochs, patience=profile.patience, visual_noise=sigma)
+            r = _run(store, m, dataset, profile, seed, visual_noise=sigma)
             rows.append({"model": m, "sigma": sigma, "hr@10": r["test"]["hr@10"], "ndcg@10": r["test"]["ndcg@10"]})
     table = pd.DataFrame(rows)
     parts = []
@@ -312,9 +312,8 @@ def representations(store: RunStore, dataset: str, profile: Profile, model: str,
     from ..trainer import load_checkpoint
     from ..utils import save_npz_atomic
 
-    seed = profile.seeds[0] if seed is None else seed
     n_users = n_users or profile.tsne_users
-    r = store.run(model, dataset, seed=seed, epochs=profile.epochs, patience=profile.patience)
+    r = _run(store, model, dataset, profile, seed)
     cache = Path(r["result_path"]).with_suffix(f".repr{n_users}.npz")
     if cache.exists():
         with np.load(cache) as z:
@@ -322,7 +321,7 @@ def representations(store: RunStore, dataset: str, profile: Profile, model: str,
     ckpt = store.checkpoint(r)
     if ckpt is None:  # committed results carry no checkpoints: train again into the store
         Path(r["result_path"]).unlink()
-        r = store.run(model, dataset, seed=seed, epochs=profile.epochs, patience=profile.patience)
+        r = _run(store, model, dataset, profile, seed)
         ckpt = store.checkpoint(r)
     ds = store.dataset(dataset)
     net = load_checkpoint(ckpt, ds)

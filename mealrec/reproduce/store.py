@@ -21,13 +21,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..data import get_dataset
 from ..experiments import run_config, run_in_subprocess
 from ..models import get_model_class
 from ..trainer import load_result, train
-from ..utils import MealRecError, write_json_atomic
+from ..utils import write_json_atomic
 
 PACKAGE = Path(__file__).resolve().parent.parent
 #: Library files every run depends on, besides the model's own modules.
@@ -180,10 +178,4 @@ class RunStore:
         return ckpt if ckpt.exists() else None
 
 
-def per_user(result: dict, metric: str) -> np.ndarray:
-    if "per_user_test" not in result:
-        raise MealRecError(f"result of {result['config']['model']} has no per-user metrics (.npz missing)")
-    return result["per_user_test"][metric]
-
-
-__all__ = ["RunStore", "code_hash", "library_source_hash", "model_source_files", "per_user"]
+__all__ = ["RunStore", "code_hash", "library_source_hash", "model_source_files"]
