@@ -124,3 +124,19 @@ def test_browser_check_flags_a_broken_page(tmp_path):
     (tmp_path / "bad.html").write_text("<html><body><p>&lt;IPython.core.display.Markdown object&gt;</p></body></html>")
     report = browser_check(tmp_path)
     assert report["good.html"] == [] and report["bad.html"]
+
+
+def test_profile_thinning_applies_per_dataset_and_is_stated_on_the_page():
+    from mealrec.reproduce.runner import PAGES, _page_markdown
+
+    full = get_profile("full")
+    big = get_profile("full", "microlens-big")
+    assert big.epochs < full.epochs and len(big.lambdas) < len(full.lambdas)
+    assert get_profile("full", "synthetic-small").epochs == full.epochs  # untouched elsewhere
+    assert full.thinning_note("synthetic-small") == ""
+    note = full.thinning_note("microlens-big")
+    assert f"epochs {big.epochs} instead of {full.epochs}" in note
+    page = _page_markdown(PAGES[1], "full", ["microlens-big", "synthetic-small"])
+    assert page.count("is thinned") == 1 and note in page
+    with pytest.raises(MealRecError, match="valid: smoke, quick, full"):
+        get_profile("ful", "microlens-big")

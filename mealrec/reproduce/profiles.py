@@ -8,7 +8,7 @@ changes all tables and figures together.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 from ..utils import MealRecError
 
@@ -26,9 +26,26 @@ class Profile:
     tsne_users: int  # users drawn for Figure 7
     synthetic_datasets: tuple[str, ...]  # datasets `mealrec reproduce` runs by default
     real_datasets: tuple[str, ...]  # added when the MicroLens data directory is found
+    #: Per-dataset thinning: dataset -> {field: value} replacing the fields above on that
+    #: dataset only (a grid or an epoch budget that cannot fit on 2 cores). Stated on every page.
+    thinned: dict = field(default_factory=dict)
+    dataset: str | None = None  # set by :meth:`for_dataset`
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def for_dataset(self, dataset: str) -> "Profile":
+        """This profile as it applies to ``dataset`` (its thinned fields replaced)."""
+        return replace(self, dataset=dataset, **self.thinned.get(dataset, {}))
+
+    def thinning_note(self, dataset: str) -> str:
+        """One sentence naming what the profile thins on ``dataset`` ('' when nothing is thinned)."""
+        changes = self.thinned.get(dataset, {})
+        if not changes:
+            return ""
+        base = PROFILES.get(self.name, self)
+        parts = [f"{k} {_fmt(v)} instead of {_fmt(getattr(base, k))}" for k, v in changes.items()]
+        return (f"On {dataset} the `{self.name}` profile is thinned to fit a 2-core machine: " + "; ".join(parts) + ".")
 
 
 PROFILES: dict[str, Profile] = {
@@ -46,15 +63,25 @@ PROFILES: dict[str, Profile] = {
         name="full", epochs=200, patience=10, seeds=(2020,), lambdas=(0.01, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9),
         steps=(5, 10, 15, 20, 25), noise=(0.0, 0.1, 0.3, 0.5), timing_epochs=3, tsne_users=1000,
         synthetic_datasets=("synthetic-small", "synthetic-medium"), real_datasets=("microlens-small", "microlens-big"),
+        # One MealRec-TedRec epoch on microlens-big takes ~8 min on one core (TedRec ~5 min):
+        # the paper's protocol (up to 200 epochs, 7 x 5 grids) would take weeks here.
+        thinned={"microlens-big": {"epochs": 10, "patience": 3, "lambdas": (0.1, 0.5), "steps": (5, 10),
+                                   "noise": (0.0, 0.5), "tsne_users": 500}},
     ),
 }
 
 
-def get_profile(name: str) -> Profile:
+def _fmt(v) -> str:
+    return "{" + ", ".join(map(str, v)) + "}" if isinstance(v, tuple) else str(v)
+
+
+def get_profile(name: str, dataset: str | None = None) -> Profile:
+    """The profile ``name``; with ``dataset``, as it applies to that dataset (see ``thinned``)."""
     try:
-        return PROFILES[name]
+        prof = PROFILES[name]
     except KeyError:
         raise MealRecError(f"unknown profile {name!r}; valid: {', '.join(PROFILES)}") from None
+    return prof.for_dataset(dataset) if dataset is not None else prof
 
 
 __all__ = ["PROFILES", "Profile", "get_profile"]

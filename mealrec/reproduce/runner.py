@@ -214,6 +214,9 @@ def _page_markdown(page: Page, profile: str, datasets: list[str]) -> str:
     for d in datasets:
         doc = f"{page.notebook}/{d}.ipynb"
         lines += [f"## {d}", ""]
+        note = get_profile(profile).thinning_note(d)
+        if note:
+            lines += [f"*{note}*", ""]
         for kind, key in page.glue:
             if kind == "text":
                 lines += ["**Verdict.**", ""]
