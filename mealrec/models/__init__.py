@@ -4,14 +4,23 @@ from __future__ import annotations
 from ..utils import MealRecError
 from .base import SequentialRecommender
 from .cl4srec import CL4SRec
+from .iisan import IISAN, IISANVersa
 from .mealrec import MealRecCL4SRec, MealRecSASRec, MealRecTedRec
+from .mmgcn import MMGCN
+from .morec import MoRec
 from .sasrec import SASRec
+from .ssdrec import SSDRec
 from .tedrec import TedRec
 
 MODELS: dict[str, type[SequentialRecommender]] = {
     "sasrec": SASRec,
     "cl4srec": CL4SRec,
     "tedrec": TedRec,
+    "ssdrec": SSDRec,
+    "morec": MoRec,
+    "iisan": IISAN,
+    "mmgcn": MMGCN,
+    "iisan-versa": IISANVersa,
     "mealrec-sasrec": MealRecSASRec,
     "mealrec-cl4srec": MealRecCL4SRec,
     "mealrec-tedrec": MealRecTedRec,
