@@ -4,6 +4,8 @@ from __future__ import annotations
 from ..utils import MealRecError
 from .base import SequentialRecommender
 from .cl4srec import CL4SRec
+from .diqdiff import DiQDiff
+from .dmmd4sr import DMMD4SR
 from .iisan import IISAN, IISANVersa
 from .mealrec import MealRecCL4SRec, MealRecSASRec, MealRecTedRec
 from .mmgcn import MMGCN
@@ -17,8 +19,10 @@ MODELS: dict[str, type[SequentialRecommender]] = {
     "cl4srec": CL4SRec,
     "tedrec": TedRec,
     "ssdrec": SSDRec,
+    "diqdiff": DiQDiff,
     "morec": MoRec,
     "iisan": IISAN,
+    "dmmd4sr": DMMD4SR,
     "mmgcn": MMGCN,
     "iisan-versa": IISANVersa,
     "mealrec-sasrec": MealRecSASRec,
