@@ -54,7 +54,13 @@ def test_code_hash_ignores_comments_and_docstrings(tmp_path):
 
 def test_overall_reads_the_registry_and_gives_a_rule_based_verdict(store):
     res = R.overall(store, "synthetic-tiny", get_profile("smoke"), seeds=[1])
-    assert set(res["table"].index) == {"sasrec", "cl4srec", "tedrec", "mealrec-tedrec"}  # Table 2 rows only
+    from mealrec.models import MODELS
+
+    rows = set(res["table"].index)
+    assert rows == {m for m, cls in MODELS.items() if cls.table2}  # every registered Table 2 row ...
+    assert {"sasrec", "cl4srec", "tedrec", "mealrec-tedrec", "mmgcn", "iisan-versa"} <= rows
+    assert not rows & {"mealrec-sasrec", "mealrec-cl4srec"}  # ... and only those
+    assert list(res["table"].index)[-1] == "mealrec-tedrec"  # MealRec last, as the paper's table
     assert set(res["improvement"]) == {"hr@10", "ndcg@10", "hr@20", "ndcg@20"}
     assert res["verdict"].split(":")[0] in ("reproduces", "partly reproduces", "does not reproduce")
 
