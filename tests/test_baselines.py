@@ -76,3 +76,24 @@ def test_full_sort_predict_shape(name, tiny):
     with torch.no_grad():
         scores = model.full_sort_predict(batch)
     assert scores.shape == (9, tiny.n_items) and torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("name", ["iisan", "dmmd4sr", "mmgcn"])
+def test_item_tables_are_cached_per_evaluation_pass_and_invalidated(name, tiny):
+    """Content-based models compute their item table once per evaluation pass (not per
+    batch); an update of any parameter, a reload or a train/eval switch recomputes it."""
+    model = build_model(name, _run(name).model_config, tiny).eval()
+    b1, b2 = tiny.test.batch(slice(0, 5)), tiny.test.batch(slice(5, 12))
+    with torch.no_grad():
+        s1 = model.full_sort_predict(b1)
+        cache = dict(model._eval_cache)
+        model.full_sort_predict(b2)
+        assert all(model._eval_cache[k][1] is v[1] for k, v in cache.items()) and cache  # reused
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        next(model.parameters()).add_(0.5)
+        s_changed = model.full_sort_predict(b1)
+        assert not torch.equal(s1, s_changed)
+        model.load_state_dict(state)
+        assert torch.equal(model.full_sort_predict(b1), s1)
+    model.train()
+    assert not model._eval_cache

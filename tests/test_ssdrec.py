@@ -144,3 +144,17 @@ def test_denoiser_decisions_shape_the_representation(tiny, monkeypatch):
         last[:, 0] = seq.gather(1, (lens - 1)[:, None]).squeeze(1)
         assert torch.allclose(model(seq, lens, user), encode(last), atol=1e-5)
         assert not torch.allclose(model(seq, lens, user), h, atol=1e-3)
+
+
+def test_truncation_never_drops_the_inserted_items():
+    L = 6
+    lens = torch.tensor([6, 6, 5])
+    p = torch.tensor([0, 1, 0])  # full rows: positions 0 and 1 are the ones truncation drops
+    src, new_len, aug, q = insertion_index(lens, p, L, truncate=True)
+    # rows 0-1 would lose FW (and s_p) to the truncation: left as they are; the 5-item row
+    # overflows by one, so p = 0 would lose s_0 and FW: left as it is too
+    assert aug.tolist() == [False, False, False]
+    assert torch.equal(src, torch.arange(L).expand(3, L)) and new_len.tolist() == [6, 6, 5]
+    src, new_len, aug, q = insertion_index(torch.tensor([6]), torch.tensor([2]), L, truncate=True)
+    FW, BW = L, L + 1  # bank indices of the inserted items
+    assert aug.tolist() == [True] and src[0].tolist() == [FW, 2, BW, 3, 4, 5]  # s_0, s_1 dropped

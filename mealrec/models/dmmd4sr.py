@@ -89,6 +89,7 @@ from torch import nn
 
 from ..utils import MealRecError
 from .base import SequentialRecommender
+from .evalcache import EvalCacheMixin
 from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding
 from .layers import LAYER_NORM_EPS, Dropout, TransformerEncoder, causal_padding_mask, gather_last, init_weights
 
@@ -150,7 +151,7 @@ class ModalityEncoder(nn.Module):
         return gather_last(h, item_seq_len)  # (B, d)
 
 
-class DMMD4SR(SequentialRecommender):
+class DMMD4SR(EvalCacheMixin, SequentialRecommender):
     Config = DMMD4SRConfig
     paper = "Lu & Yin, ACM MM 2025"
 
@@ -230,7 +231,7 @@ class DMMD4SR(SequentialRecommender):
         return torch.cat([weights[:, i : i + 1] * z[m] for i, m in enumerate(MODALITIES)], dim=-1)  # (B, 3d)
 
     def _represent(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        tables = self.item_tables()
+        tables = self.eval_cached("item_tables", self.item_tables)  # once per evaluation pass
         u = self.interests(item_seq, item_seq_len, tables)
         h = self.fuse(self.generate(u), self.fusion_weights(self.log_uncertainty(u)))
         return h, tables
@@ -248,7 +249,7 @@ class DMMD4SR(SequentialRecommender):
 
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         h, tables = self._represent(batch["item_seq"], batch["item_seq_len"])
-        return h @ self._stack(tables).T  # (B, n_items)
+        return h @ self.eval_cached("stacked", lambda: self._stack(tables)).T  # (B, n_items)
 
     def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.config

@@ -110,6 +110,7 @@ from ..data.layerwise import text_layers as load_text_layers
 from ..data.layerwise import visual_layers as load_visual_layers
 from ..utils import MealRecError
 from .base import SequentialRecommender
+from .evalcache import EvalCacheMixin
 from .layers import LAYER_NORM_EPS, Dropout, TransformerEncoder, causal_padding_mask, gather_last, init_weights
 
 ALIGN_CHOICES = ("narrower", "text", "visual")
@@ -213,7 +214,7 @@ class AdapterBlock(nn.Module):
         return self.up(F.relu(self.down(x))) + x  # (N, width)
 
 
-class SideAdapterRecommender(SequentialRecommender):
+class SideAdapterRecommender(EvalCacheMixin, SequentialRecommender):
     """Shared machinery of IISAN and IISAN-Versa; subclasses choose the layers and the pairing."""
 
     Config = SideAdapterConfig
@@ -354,7 +355,7 @@ class SideAdapterRecommender(SequentialRecommender):
         return {"loss": rec, "rec": rec.detach()}
 
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        items = self.item_representations()
+        items = self.eval_cached("items", self.item_representations)  # once per evaluation pass
         return self.forward(batch["item_seq"], batch["item_seq_len"], items=items) @ items.T  # (B, n_items)
 
 

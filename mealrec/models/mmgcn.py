@@ -88,6 +88,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import SequentialRecommender
+from .evalcache import EvalCacheMixin
 
 MODALITIES = ("text", "visual", "both")
 #: rejection-sampling rounds for BPR negatives
@@ -164,7 +165,7 @@ class ModalityGCN(nn.Module):
         return x  # (N, d)
 
 
-class MMGCN(SequentialRecommender):
+class MMGCN(EvalCacheMixin, SequentialRecommender):
     Config = MMGCNConfig
     paper = "Wei et al., ACM MM 2019"
 
@@ -196,7 +197,6 @@ class MMGCN(SequentialRecommender):
         })
         n_nodes = self.n_users + self.n_items
         self.id_embedding = nn.Parameter(nn.init.xavier_normal_(torch.empty(n_nodes, c.hidden_size)))
-        self._cache: tuple | None = None
 
     # ------------------------------------------------------------------ propagation
     def _propagate(self) -> torch.Tensor:
@@ -206,25 +206,12 @@ class MMGCN(SequentialRecommender):
             out = out + self.gcn[name](getattr(self, f"{name}_features"), self.adj, self.id_embedding)
         return out
 
-    def _cache_key(self) -> tuple:
-        """Changes whenever a parameter or a feature table is replaced or modified in place."""
-        tensors = [*self.parameters(), *(getattr(self, f"{m}_features") for m in self.modalities)]
-        return (torch.is_inference_mode_enabled(),) + tuple((t.data_ptr(), t._version) for t in tensors)
-
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(users (n_users, d), items (n_items, d))``; recomputed on every call while
-        training or with gradients on, cached otherwise until a parameter or feature changes."""
-        cacheable = not self.training and not torch.is_grad_enabled()
-        if cacheable and self._cache is not None and self._cache[0] == self._cache_key():
-            reps = self._cache[1]
-        else:
-            reps = self._propagate()
-            self._cache = (self._cache_key(), reps) if cacheable else None
+        training or with gradients on, cached otherwise until a parameter or buffer changes
+        (:class:`~mealrec.models.evalcache.EvalCacheMixin`)."""
+        reps = self.eval_cached("nodes", self._propagate)
         return reps[: self.n_users], reps[self.n_users :]
-
-    def train(self, mode: bool = True):
-        self._cache = None
-        return super().train(mode)
 
     # ------------------------------------------------------------------ contract
     def item_representations(self) -> torch.Tensor:

@@ -80,11 +80,15 @@ Departures from the reference:
 * Sequence length and insertion. The library's sequences hold ``max_len`` = 10 items (the
   reference: 50). The reference only inserts into sequences with at least two free slots,
   which would leave most instances here (and all of ShortVideo's) un-augmented; by default
-  (``insert_policy: truncate``) a full sequence is augmented too and its two oldest items are
-  dropped to keep ``max_len``; ``insert_policy: skip`` restores the reference's rule.
+  (``insert_policy: truncate``) a full sequence is augmented too and its oldest items are
+  dropped to keep ``max_len`` (a row whose drawn position is among those oldest items is left
+  un-augmented, so the inserted items are never the ones dropped); ``insert_policy: skip``
+  restores the reference's rule.
 * The insertion queries are read from the Bi-LSTM pass that scores sequence-level consistency
-  (over ``[start, x, end]``), so the query before position 0 is the start token's state and the
-  one after the last position the end token's; the reference runs the same Bi-LSTM a second
+  (over ``[start, x, end]``, padding positions included), so the query before position 0 is the
+  start token's state and the one after the last position the end token's for a full sequence
+  (for a shorter one it is the state of the padding position after the last real item, as in
+  the reference's ``Denoising._seq_consistency``); the reference runs the same Bi-LSTM a second
   time without the boundary tokens and wraps around at the ends (one Bi-LSTM pass less here,
   for CPU cost). The padding item cannot be drawn for insertion.
 * The augmented and de-noised sequences are compacted (items moved to the front, holes
@@ -262,8 +266,11 @@ def insertion_index(lens: torch.Tensor, p: torch.Tensor, L: int, truncate: bool)
     Returns ``src (B, L)`` into the bank, ``new_len (B,)``, ``augmented (B,)`` bool and the
     position ``q (B,)`` of ``FW`` in the output (``s_p`` at ``q + 1``, ``BW`` at ``q + 2``)."""
     B = lens.shape[0]
-    augmented = (p < lens) & (torch.ones_like(lens, dtype=torch.bool) if truncate else (lens + 2 <= L))
-    shift = (lens + 2 - L).clamp(min=0) * augmented
+    overflow = (lens + 2 - L).clamp(min=0)  # oldest items a full row must drop
+    # a row whose drawn position would be dropped itself (p < overflow) is left as it is, so
+    # the inserted items always survive the truncation
+    augmented = (p < lens) & (p >= overflow) & (torch.ones_like(lens, dtype=torch.bool) if truncate else (lens + 2 <= L))
+    shift = overflow * augmented
     j = torch.arange(L, device=lens.device)[None, :] + shift[:, None]  # position in the extended sequence
     pp = p[:, None]
     src = torch.where(j < pp, j, j - 2)
@@ -506,7 +513,8 @@ class SSDRec(SASRec):
             picks.append((z.argmax(dim=-1), z @ item_ctx))  # id (B,), embedding (B, d)
         (fw_id, fw_emb), (bw_id, bw_emb) = picks
 
-        src, aug_len, augmented, qpos = insertion_index(item_seq_len, p, L, self.config.insert_policy == "truncate")
+        truncate = self.config.insert_policy == "truncate"
+        src, aug_len, augmented, qpos = insertion_index(item_seq_len, p, L, truncate)
         bank_ids = torch.cat([item_seq, fw_id[:, None], bw_id[:, None]], dim=1)  # (B, L + 2)
         bank_emb = torch.cat([x, fw_emb[:, None], bw_emb[:, None]], dim=1)  # (B, L + 2, d)
         aug_ids = bank_ids.gather(1, src)
@@ -519,7 +527,10 @@ class SSDRec(SASRec):
         # (it only chooses ids, so no gradient flows through it, as in the reference)
         with torch.no_grad():
             r = gumbel_one_hot(self.scorer.noise_logits(aug_emb, aug_mask)[0], tau).argmax(dim=-1)  # (B,)
-        hit = (p < item_seq_len) & (r >= qpos) & (r <= qpos + 2) & (r < aug_len)
+        # (under `skip` also on real positions left un-augmented, as the reference; under
+        # `truncate` a row left as it is stays as it is)
+        eligible = augmented if truncate else (p < item_seq_len)
+        hit = eligible & (r >= qpos) & (r <= qpos + 2) & (r < aug_len)
         remove = F.one_hot(r, L).bool() & hit[:, None]
         ids, emb, lens = compact(aug_ids, aug_emb, aug_mask & ~remove)
         return ids, emb, lens, augmented
