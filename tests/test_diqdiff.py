@@ -123,3 +123,18 @@ def test_contrastive_term_and_reverse_chain(ds):
         assert torch.isfinite(fast.eval().full_sort_predict(batch)).all()
     with pytest.raises(Exception):
         _model(ds, sample_steps=40)
+
+
+def test_evaluation_only_picks_codes_seen_in_training_with_count_weighted_centroids(ds):
+    torch.manual_seed(0)
+    model = _model(ds).train()
+    model.calculate_loss(ds.train.batch(slice(0, 8)))  # a small batch: few codes used
+    seen = model.code_seen.clone()
+    assert 0 < int(seen.sum()) < model.config.n_codes
+    assert torch.allclose(model.codebook[seen], model.code_sum[seen] / model.code_count[seen][:, None])
+    model.eval()
+    with torch.no_grad():
+        S, _ = model.embed(*(ds.test.batch(slice(0, 64))[k] for k in ("item_seq", "item_seq_len")))
+        codes = model.quantize(S).flatten(1)  # (B, L*d)
+    picked = (codes[:, None, :] == model.codebook[None]).all(-1)  # (B, K)
+    assert picked.any(1).all() and not picked[:, ~seen].any()

@@ -59,8 +59,11 @@ Departures from the reference:
   noise: it passes the variance where a log-variance is expected). ``x_t`` enters the
   denoiser with weight 0.001, so the start point barely matters. (b) At evaluation the code
   of a sequence is the arg-max of its logits (no Gumbel noise) and its vector comes from a
-  codebook buffer holding an exponential moving average (momentum ``code_momentum``) of the
-  in-batch training centroids, like BatchNorm's running statistics; the reference recomputes
+  codebook buffer holding a count-weighted exponential moving average (momentum
+  ``code_momentum``; VQ-VAE style: running sums over running member counts) of the in-batch
+  training centroids, like BatchNorm's running statistics; codes never assigned in training
+  cannot be chosen at evaluation. The centroids average training-mode sequence embeddings
+  (with embedding dropout), as the reference's in-batch centroids do; the reference recomputes
   centroids from the evaluation batch itself, so a user's scores would depend on the other
   users in the batch. The codebook is updated only in ``calculate_loss`` (training
   sequences), and is saved in checkpoints.
@@ -226,6 +229,8 @@ class DiQDiff(SequentialRecommender):
         self.code_assign = nn.Linear(L * d, c.n_codes)
         self.register_buffer("codebook", torch.zeros(c.n_codes, L * d))
         self.register_buffer("code_seen", torch.zeros(c.n_codes, dtype=torch.bool))
+        self.register_buffer("code_sum", torch.zeros(c.n_codes, L * d))  # running member sums
+        self.register_buffer("code_count", torch.zeros(c.n_codes))  # running member counts
         # denoiser
         self.time_embed = SinusoidalTimeEmbedding(d)
         self.blocks = nn.ModuleList(PreLNBlock(d, c.n_heads, c.inner_size, c.dropout) for _ in range(c.n_layers))
@@ -271,23 +276,31 @@ class DiQDiff(SequentialRecommender):
         X = S.reshape(B, L * d)
         logits = self.code_assign(X)  # (B, K)
         if not self.training:
+            if self.code_seen.any():  # only codes that training ever assigned
+                logits = logits.masked_fill(~self.code_seen, float("-inf"))
             return self.codebook[logits.argmax(dim=-1)].view(B, L, d)
         onehot = F.gumbel_softmax(logits, tau=self.config.gumbel_tau, hard=True)  # (B, K), straight-through
         hard = onehot.detach()
         counts = hard.sum(0)  # (K,)
-        centroids = (hard.T @ X) / counts.clamp(min=1.0)[:, None]  # (K, L*d): in-batch means
+        sums = hard.T @ X  # (K, L*d)
+        centroids = sums / counts.clamp(min=1.0)[:, None]  # (K, L*d): in-batch means
         if update:
-            self._update_codebook(centroids.detach(), counts > 0)
+            self._update_codebook(sums.detach(), counts)
         return (onehot @ centroids).view(B, L, d)
 
     @torch.no_grad()
-    def _update_codebook(self, centroids: torch.Tensor, used: torch.Tensor) -> None:
+    def _update_codebook(self, sums: torch.Tensor, counts: torch.Tensor) -> None:
+        """Count-weighted EMA: running sums and counts decay for every seen code (a batch where
+        a code has many members moves it more than one where it has a single member)."""
         m = self.config.code_momentum
-        fresh = used & ~self.code_seen
-        old = used & self.code_seen
-        self.codebook[fresh] = centroids[fresh]
-        self.codebook[old] = (1 - m) * self.codebook[old] + m * centroids[old]
+        used = counts > 0
+        seen, fresh = self.code_seen.clone(), used & ~self.code_seen
+        self.code_sum[seen] = (1 - m) * self.code_sum[seen] + m * sums[seen]
+        self.code_count[seen] = (1 - m) * self.code_count[seen] + m * counts[seen]
+        self.code_sum[fresh], self.code_count[fresh] = sums[fresh], counts[fresh]
         self.code_seen |= used
+        k = self.code_seen
+        self.codebook[k] = self.code_sum[k] / self.code_count[k].clamp(min=1e-8)[:, None]
 
     def guidance(self, S: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         c = self.config
