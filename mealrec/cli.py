@@ -211,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list registered models").set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list registered datasets").set_defaults(func=cmd_datasets)
+    from .extract import add_features_parser
+
+    add_features_parser(sub)  # `mealrec features video|text`: real content features
     return p
 
 
