@@ -11,6 +11,7 @@ from .mealrec import MealRecCL4SRec, MealRecSASRec, MealRecTedRec
 from .mmgcn import MMGCN
 from .morec import MoRec
 from .sasrec import SASRec
+from .seedrec import SeeDRecCL4SRec, SeeDRecSASRec
 from .ssdrec import SSDRec
 from .tedrec import TedRec
 
@@ -28,6 +29,8 @@ MODELS: dict[str, type[SequentialRecommender]] = {
     "mealrec-sasrec": MealRecSASRec,
     "mealrec-cl4srec": MealRecCL4SRec,
     "mealrec-tedrec": MealRecTedRec,
+    "seedrec-sasrec": SeeDRecSASRec,
+    "seedrec-cl4srec": SeeDRecCL4SRec,
 }
 
 
