@@ -155,7 +155,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             bad = {p: v for p, v in report.items() if v}
             for p, v in bad.items():
                 print(f"browser check: {p}: {'; '.join(v)}")
-            print(f"browser check: {len(report) - len(bad)} of {len(report)} pages fine (headless Chromium, network blocked)")
+            print(f"browser check: {len(report) - len(bad)} of {len(report)} pages fine (headless Chromium, network blocked); "
+                  f"screenshot of the Table 2 page: {html.parent / 'table2.png'}")
             if bad:
                 return 1
     return 0

@@ -10,7 +10,7 @@ import pytest
 
 from mealrec.reproduce import RunStore, get_profile
 from mealrec.reproduce import report as R
-from mealrec.reproduce.runner import NOTEBOOKS, build_book, run_notebooks
+from mealrec.reproduce.runner import NOTEBOOKS, browser_check, build_book, run_notebooks
 from mealrec.reproduce.store import _normalised_source_hash, model_source_files
 from mealrec.utils import MealRecError
 
@@ -107,12 +107,36 @@ def test_runner_skips_unchanged_pairs_and_leaves_nothing_on_failure(tmp_path):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
 
 
+def _leaves(obj, key=""):
+    """(key, value) for every scalar in a nested sidecar."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _leaves(v, str(k))
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _leaves(v, key)
+    else:
+        yield key, obj
+
+
 def test_smoke_book_builds_offline(tmp_path):
     """Every notebook on synthetic-tiny (smoke profile), then jupyter-book with -W -n; no CDN in the HTML."""
     root = _mini_tree(tmp_path)
     run_notebooks(["synthetic-tiny"], profile="smoke", root=root, progress=False, threads=1)
     assert len(list((root / "figures/smoke").glob("*.png"))) == len(list((root / "figures/smoke").glob("*.pdf"))) >= 6
+    metrics = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
+    checked = 0
+    for side in (root / "book/generated/smoke").rglob("*.json"):
+        for key, value in _leaves(json.loads(side.read_text())["results"]):
+            if key.split("|")[0] in metrics and not key.endswith(("paper", "Δ")):
+                assert isinstance(value, float) and 0.0 <= value <= 1.0, (side.name, key, value)
+                checked += 1
+    assert checked >= 40  # Tables 2 and 3, ablations, noise, SeeDRec: metrics in [0, 1] and finite
     html = build_book("smoke", root=root)
+    if shutil.which("chromium"):  # the real browser: every page loads, images resolve, no raw TeX
+        report = browser_check(html)
+        assert not {p: v for p, v in report.items() if v}, report
+        assert len(report) >= 10 and (html.parent / "table2.png").is_file()
     page = (html / "generated/smoke/table2.html").read_text()
     assert "Verdict" in page and "mealrec-tedrec" in page
     for f in html.rglob("*.html"):
@@ -126,10 +150,18 @@ def test_browser_check_flags_a_broken_page(tmp_path):
 
     if not shutil.which("chromium"):
         pytest.skip("chromium not installed (apt-get install chromium)")
-    (tmp_path / "good.html").write_text("<html><body><p>fine</p></body></html>")
+    (tmp_path / "fig.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "good.html").write_text('<html><body><p>fine</p><img src="fig.png"></body></html>')
     (tmp_path / "bad.html").write_text("<html><body><p>&lt;IPython.core.display.Markdown object&gt;</p></body></html>")
-    report = browser_check(tmp_path)
+    (tmp_path / "noimg.html").write_text('<html><body><img src="missing/fig.png"></body></html>')
+    (tmp_path / "tex.html").write_text("<html><body><p>raw $$x_t = \\frac{a}{b}$$ here</p></body></html>")
+    (tmp_path / "table2.html").write_text("<html><body><p>no table here</p></body></html>")
+    report = browser_check(tmp_path, screenshot_path=tmp_path / "shot.png")
     assert report["good.html"] == [] and report["bad.html"]
+    assert any("image does not resolve" in p for p in report["noimg.html"])
+    assert any("raw TeX" in p for p in report["tex.html"])
+    assert any("without a table" in p for p in report["table2.html"])
+    assert (tmp_path / "shot.png").stat().st_size > 1000  # a real PNG of the Table 2 page
 
 
 def test_profile_thinning_applies_per_dataset_and_is_stated_on_the_page():
