@@ -40,7 +40,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     ds = get_dataset(
         args.dataset, data_dir=args.data_dir, text_encoder=args.text_encoder,
-        visual_noise=args.visual_noise, progress=not args.quiet,
+        visual_noise=args.visual_noise, progress=not args.quiet, features=args.features,
     )
     out = args.out
     if out is None:
@@ -177,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="result .json path, or a directory (default results/<dataset>/<model>-seed<seed>.json)")
     t.add_argument("--data-dir", help="folder holding microlens-50k/ (default $MEALREC_DATA)")
     t.add_argument("--text-encoder", default="auto", choices=["auto", "minilm", "hashed"])
+    t.add_argument("--features", default="auto",
+                   help="MicroLens item features: auto (extracted ones in <data-dir>/microlens-50k/features/{video,text} "
+                        "or $MEALREC_FEATURES when present, else placeholders), placeholder, or a folder holding video/ and/or text/ "
+                        "made by `mealrec features`")
     t.add_argument("--visual-noise", type=float, default=0.0, help="std of Gaussian noise added to visual features (Figure 5)")
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override one setting, e.g. --set model.steps=5 --set model.variant=-TCD --set train.lr=0.01")

@@ -18,7 +18,7 @@ import torch
 
 from ..config import CONFIG_ROOT, build_dataclass, load_yaml
 from ..utils import MealRecError, sha256_arrays
-from . import microlens, synthetic
+from . import extracted, microlens, synthetic
 from .base import ItemFeatures, SequentialDataset, Split, k_core, leave_one_out, remap
 from .features import placeholder_visual, text_features
 
@@ -80,17 +80,27 @@ def get_dataset(
     text_encoder: str = "auto",
     visual_noise: float = 0.0,
     progress: bool = True,
+    features: str | os.PathLike = "auto",
 ) -> SequentialDataset:
     """Build dataset ``name`` (see :func:`dataset_names`).
 
     ``data_dir`` (or ``$MEALREC_DATA``) is where real data lives; synthetic datasets ignore it.
     ``visual_noise`` adds N(0, sigma^2) to the visual features at load time (Figure 5).
+    ``features``: extracted video/text features for MicroLens (``"auto"``: use
+    ``<data>/microlens-50k/features/{video,text}`` or ``$MEALREC_FEATURES`` when present, else
+    placeholders; a directory; or ``"placeholder"``); see :mod:`mealrec.data.extracted`.
+    Synthetic datasets always use their planted features. The metadata's
+    ``visual_features`` and the features' ``info`` say which were used.
     """
     spec = dataset_spec(name)
     params = _source_params(name, spec)
     if visual_noise < 0:
         raise MealRecError(f"visual_noise must be >= 0, got {visual_noise}")
+    sources = extracted.ExtractedSources()
     if spec.source == "synthetic":
+        if not (isinstance(features, str) and features in extracted.MODES):
+            raise MealRecError(f"{name} is synthetic and generates its own features; `features` applies to MicroLens "
+                               f"datasets only (got {str(features)!r}; use one of {extracted.MODES})")
         world = synthetic.generate(params)
         user_seqs = k_core(world.user_seqs, params.k_core) if params.k_core > 1 else world.user_seqs
         seqs, user_ids, item_ids = remap(user_seqs)
@@ -115,23 +125,33 @@ def get_dataset(
         seqs, user_ids, item_ids = remap(user_seqs)
         raw_titles = microlens.read_titles(folder / microlens.TITLES)
         titles, missing = microlens.titles_for(item_ids, raw_titles, str(folder / microlens.TITLES))
+        sources = extracted.locate(features, folder)
         meta = {
             "origin": f"MicroLens-50K (Ni et al. 2023) from {folder}",
             "interactions": "real",
             "titles": "real",
-            "visual_features": "synthetic placeholder (seeded Gaussian, no video content)",
+            "visual_features": sources.describe_video() or "synthetic placeholder (seeded Gaussian, no video content)",
             "items_without_title": missing,
             "filter": asdict(params),
         }
 
         def visual(ds: SequentialDataset):
-            return placeholder_visual(ds.n_items, ds.data_hash)
+            if sources.video is None:
+                return placeholder_visual(ds.n_items, ds.data_hash)
+            frames, glob, n_missing = extracted.load_visual(sources.video, item_ids)
+            ds.metadata["items_without_video"] = n_missing
+            return frames, glob
 
     meta.update({"paper_name": spec.paper_name, "description": spec.description})
 
     def build_features(ds: SequentialDataset) -> ItemFeatures:
         frames, glob = visual(ds)
-        text, enc = text_features(titles, encoder=text_encoder, progress=progress)
+        if sources.text is not None and text_encoder == "auto":
+            text, n_missing = extracted.load_text(sources.text, item_ids)
+            enc = sources.text_encoder()
+            ds.metadata["items_without_text"] = n_missing
+        else:
+            text, enc = text_features(titles, encoder=text_encoder, progress=progress)
         frames_t = torch.from_numpy(np.array(frames, dtype=np.float16))  # float16 to save memory
         glob_t = torch.from_numpy(np.asarray(glob, dtype=np.float32))
         if visual_noise > 0:  # Figure 5: Gaussian noise on the visual features, at load time

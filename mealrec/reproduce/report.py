@@ -297,8 +297,8 @@ def noise_robustness(store: RunStore, dataset: str, profile: Profile, seed: int 
         d = 100 * (g["ndcg@10"].iloc[-1] / g["ndcg@10"].iloc[0] - 1) if g["ndcg@10"].iloc[0] else np.nan
         parts.append(f"{m}: N@10 changes by {d:+.1f}% from sigma={g['sigma'].iloc[0]:g} to sigma={g['sigma'].iloc[-1]:g}")
     text = "; ".join(parts) + ". The paper reports only slight declines."
-    if dataset.startswith("microlens"):
-        text += (" On MicroLens the visual features here are placeholders without content, so noise on them can "
+    if "placeholder" in store.dataset(dataset).metadata.get("visual_features", ""):
+        text += (f" On {dataset} the visual features here are placeholders without content, so noise on them can "
                  "only test that nothing breaks.")
     return {"table": table, "verdict": text}
 

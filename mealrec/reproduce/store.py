@@ -1,9 +1,13 @@
 """A content-addressed store of training runs, so that reproduction is resumable.
 
-Every run is keyed by what determines its metrics: the model, the dataset's data hash
-and text encoder, the resolved configuration (model and training settings, seed), the
-visual noise, and a hash of the library code the run executes (comments and
-docstrings ignored). A run whose key is already in the store is read back instead of
+Every run is keyed by what determines its metrics: the model, the resolved
+configuration (model and training settings, seed), the visual noise, what the model is
+fed (the dataset's data hash, its titles and text encoder, a hash of its visual feature
+tensors and its ``max_len``), and a hash of the library code the run executes (comments
+and docstrings ignored). The dataset *loader* modules (``data/__init__.py``,
+``data/synthetic.py``, ``data/microlens.py``) are keyed through what they produce, not
+through their source, so a loader change that leaves the data unchanged (say, support
+for extracted features) keeps every stored run; one that changes the data retrains. A run whose key is already in the store is read back instead of
 trained again; a change to any of those inputs trains it anew. Results are written
 atomically (temp file + rename), so an interrupted run leaves nothing half-written.
 
@@ -25,15 +29,18 @@ from ..data import get_dataset
 from ..experiments import run_config, run_in_subprocess
 from ..models import get_model_class
 from ..trainer import load_result, train
-from ..utils import write_json_atomic
+from ..utils import sha256_arrays, write_json_atomic
 
 PACKAGE = Path(__file__).resolve().parent.parent
 #: Library files every run depends on, besides the model's own modules.
+#: (The dataset loaders are keyed by their output instead: see :func:`dataset_identity`.)
 CORE_FILES = (
     "trainer.py", "evaluation.py", "config.py", "utils.py",
-    "data/__init__.py", "data/base.py", "data/features.py", "data/synthetic.py", "data/microlens.py",
+    "data/base.py", "data/features.py",
     "models/base.py", "models/layers.py", "models/diffusion.py",
 )
+#: Key scheme version (2: loaders keyed by output; 1 hashed their source, see scripts/rekey_runs.py).
+KEY_SCHEME = 2
 #: Training settings that do not change metrics (evaluation is batch-size invariant).
 _NOT_KEYED = ("num_threads", "eval_batch_size", "device")
 
@@ -72,6 +79,26 @@ def code_hash(model: str) -> str:
     return h.hexdigest()
 
 
+def dataset_identity(ds) -> dict[str, Any]:
+    """What a dataset feeds a model, for the run key: interactions (``data_hash``), the split
+    window ``max_len``, the titles and text encoder, and the visual feature tensors
+    (frames and global vectors, noise included) as a hash of their bytes. Text features are
+    keyed by titles + encoder rather than by their bytes, whose last bits can vary with the
+    BLAS build and thread count of the machine that encoded them (extracted text, read from
+    disk, is keyed by its bytes as well)."""
+    feats = ds.features()
+    ident = {
+        "data_hash": ds.data_hash,
+        "max_len": int(ds.max_len),
+        "titles": hashlib.sha256("\x1e".join(ds.titles).encode("utf-8")).hexdigest()[:16],
+        "text_encoder": feats.info["text_encoder"],
+        "visual": sha256_arrays(feats.frames.numpy(), feats.visual.numpy())[:16],
+    }
+    if str(ident["text_encoder"]).startswith("extracted:"):  # read from disk: its bytes are stable
+        ident["text"] = feats.info["text_hash"]
+    return ident
+
+
 def library_source_hash() -> str:
     """Hash of every module and config file of the library (for the notebook runner)."""
     h = hashlib.sha256()
@@ -106,12 +133,19 @@ class RunStore:
         self.threads = threads
         self.progress = progress
         self._datasets: dict[tuple[str, float], Any] = {}
+        self._identities: dict[tuple[str, float], dict] = {}
 
     def dataset(self, name: str, visual_noise: float = 0.0):
         key = (name, float(visual_noise))
         if key not in self._datasets:
             self._datasets[key] = get_dataset(name, data_dir=self.data_dir, visual_noise=visual_noise, progress=self.progress)
         return self._datasets[key]
+
+    def dataset_identity(self, name: str, visual_noise: float = 0.0) -> dict[str, Any]:
+        key = (name, float(visual_noise))
+        if key not in self._identities:
+            self._identities[key] = dataset_identity(self.dataset(name, visual_noise))
+        return self._identities[key]
 
     def _resolve(self, model: str, dataset: str, seed: int, epochs: int, patience: int | None,
                  overrides: dict[str, Any], visual_noise: float) -> tuple[Any, str, Path, dict]:
@@ -123,16 +157,15 @@ class RunStore:
         if self.threads:
             train_over["num_threads"] = self.threads
         run = run_config(model, dataset, train_overrides=train_over, model_overrides=overrides)
-        ds = self.dataset(dataset, visual_noise)
         cfg = run.to_dict()
         cfg.pop("sources")
         for k in _NOT_KEYED:
             cfg["train"].pop(k)
         ident = {
+            "scheme": KEY_SCHEME,
             "config": cfg,
             "visual_noise": float(visual_noise),
-            "data_hash": ds.data_hash,
-            "text_encoder": ds.features().info["text_encoder"],
+            "dataset": self.dataset_identity(dataset, visual_noise),
             "code": code_hash(model),
         }
         key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -178,4 +211,4 @@ class RunStore:
         return ckpt if ckpt.exists() else None
 
 
-__all__ = ["RunStore", "code_hash", "library_source_hash", "model_source_files"]
+__all__ = ["CORE_FILES", "KEY_SCHEME", "RunStore", "code_hash", "dataset_identity", "library_source_hash", "model_source_files"]
