@@ -371,24 +371,27 @@ SEEDREC_VARIANTS = ("full", "-S2IDM", "-IPE")
 
 
 def seedrec_vs_mealrec(store: RunStore, dataset: str, profile: Profile, seed: int | None = None,
-                       backbones: Iterable[str] = ("sasrec", "cl4srec")) -> dict:
+                       backbones: Iterable[str] = ("sasrec", "cl4srec"), seeds: Iterable[int] | None = None) -> dict:
     """Both plug-ins on the same backbones: the bare backbone, MealRec on it, SeeDRec on it and
     SeeDRec's two ablations (``-S2IDM``: prompts from the undiffused sememe distribution;
-    ``-IPE``: no prompts). Paired t-tests on test N@10 of each plug-in against its backbone
-    and of SeeDRec against MealRec."""
+    ``-IPE``: no prompts). Metrics are means over ``seeds`` (default: ``[seed]``, or the
+    profile's first seed); paired t-tests on test N@10 per user (averaged over the seeds) of
+    each plug-in against its backbone and of SeeDRec against MealRec."""
+    seeds = list(seeds) if seeds else [profile.seeds[0] if seed is None else seed]
     rows, runs = [], {}
     for b in backbones:
         entries = [(b, b, {}), (f"mealrec-{b}", f"mealrec-{b}", {})]
         entries += [(f"seedrec-{b}" + ("" if v == "full" else f" {v}"), f"seedrec-{b}", {"variant": v}) for v in SEEDREC_VARIANTS]
         for label, model, over in entries:
-            r = _run(store, model, dataset, profile, seed, overrides=over)
-            runs[label] = r
-            rows.append({"backbone": b, "model": label, **{k: r["test"][k] for k in METRICS},
-                         "train s/epoch": r["timing"]["train_time_per_epoch_s"], "parameters": r["n_parameters"]})
+            rs = _runs(store, model, dataset, seeds, profile, overrides=over)
+            runs[label] = rs
+            rows.append({"backbone": b, "model": label, **{k: float(np.mean([r["test"][k] for r in rs])) for k in METRICS},
+                         "train s/epoch": float(np.mean([r["timing"]["train_time_per_epoch_s"] for r in rs])),
+                         "parameters": rs[0]["n_parameters"], "seeds": len(rs)})
     table = pd.DataFrame(rows).set_index(["backbone", "model"])
     parts, tests = [], {}
     for b in backbones:
-        n10 = {k: runs[k]["per_user_test"]["ndcg@10"] for k in (b, f"mealrec-{b}", f"seedrec-{b}")}
+        n10 = {k: _seed_mean(runs[k], "ndcg@10") for k in (b, f"mealrec-{b}", f"seedrec-{b}")}
         for a, ref in ((f"seedrec-{b}", b), (f"mealrec-{b}", b), (f"seedrec-{b}", f"mealrec-{b}")):
             t = paired_ttest(n10[a], n10[ref])
             tests[f"{a} vs {ref}"] = t
@@ -400,7 +403,7 @@ def seedrec_vs_mealrec(store: RunStore, dataset: str, profile: Profile, seed: in
             return f"{d:+.1f}% (p = {t['p']:.2g}{', significant' if t['p'] < ALPHA else ''})"
 
         parts.append(f"on {b}, SeeDRec changes N@10 by {say(sb)} and MealRec by {say(mb)}; SeeDRec vs MealRec {say(sm)}")
-    text = (f"On {dataset}: " + "; ".join(parts) + ". The SeeDRec paper reports +7% to +21% over its backbones "
+    text = (f"On {dataset} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): " + "; ".join(parts) + ". The SeeDRec paper reports +7% to +21% over its backbones "
             "(sampled-999 evaluation, BCE); this table uses full ranking and CE for every row. "
             f"(Significance: paired t-test over test users, p < {ALPHA}.)")
     return {"table": table, "tests": tests, "verdict": text}
