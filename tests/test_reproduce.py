@@ -63,6 +63,9 @@ def test_overall_reads_the_registry_and_gives_a_rule_based_verdict(store):
     assert list(res["table"].index)[-1] == "mealrec-tedrec"  # MealRec last, as the paper's table
     assert set(res["improvement"]) == {"hr@10", "ndcg@10", "hr@20", "ndcg@20"}
     assert res["verdict"].split(":")[0] in ("reproduces", "partly reproduces", "does not reproduce")
+    assert res["left_out"] == [] and "provisional" not in res["verdict"]
+    sub = R.overall(store, "synthetic-tiny", get_profile("smoke"), seeds=[1], models=["sasrec", "mealrec-tedrec"])
+    assert "tedrec" in sub["left_out"] and "provisional" in sub["verdict"]  # a subset says which rows it lacks
 
 
 def _mini_tree(tmp_path: Path) -> Path:

@@ -185,6 +185,11 @@ def overall(store: RunStore, dataset: str, profile: Profile, models: Iterable[st
                + " over its best baseline." if dataset in paper.TABLE2_REL_IMP else ". The paper has no row for this dataset.")
             + " (Rule: 'reproduces' = better on all 4 metrics with p < 0.01; 'partly' = better on at least one.)"
         )
+        left_out = [m for m in table2_models() if m not in models]
+        if left_out:  # a subset (MODELS): the comparison covers only the rows shown
+            out["verdict"] += (f" Registered Table 2 rows not in this table: {', '.join(left_out)}; the best baseline "
+                               "above is the best of the rows shown, so the verdict is provisional.")
+        out["left_out"] = left_out
     return out
 
 
