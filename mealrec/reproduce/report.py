@@ -161,7 +161,8 @@ def overall(store: RunStore, dataset: str, profile: Profile, models: Iterable[st
         rows.append(row)
     table = pd.DataFrame(rows).set_index("model")
     table.columns = pd.MultiIndex.from_tuples(table.columns)
-    out: dict[str, Any] = {"table": table, "models": models, "seeds": seeds}
+    out: dict[str, Any] = {"table": table, "models": models, "seeds": seeds,
+                           "diagnostics": ranking_diagnostics(table, runs, profile)}
     baselines = [m for m in models if m != ours]
     if ours in models and baselines:
         improvement, tests = {}, {}
@@ -191,6 +192,44 @@ def overall(store: RunStore, dataset: str, profile: Profile, models: Iterable[st
                                "above is the best of the rows shown, so the verdict is provisional.")
         out["left_out"] = left_out
     return out
+
+
+def paper_ranks(models: Iterable[str], metric: str = "ndcg@10") -> dict[str, float]:
+    """Each model's rank by ``metric`` among ``models`` in the paper's Table 2, averaged over the
+    paper's four datasets (1 = best): the place a model is expected to land."""
+    models = list(models)
+    ranks: dict[str, list[int]] = {m: [] for m in models}
+    for ds_rows in paper.TABLE2.values():
+        shown = [m for m in models if m in ds_rows]
+        for r, m in enumerate(sorted(shown, key=lambda m: -ds_rows[m][metric]), start=1):
+            ranks[m].append(r)
+    return {m: float(np.mean(v)) if v else np.nan for m, v in ranks.items()}
+
+
+def ranking_diagnostics(table: pd.DataFrame, runs: dict[str, list[dict]], profile: Profile,
+                        metric: str = "ndcg@10", far: float = 3.0) -> pd.DataFrame:
+    """Where each Table 2 row lands here against where the paper puts it, with what the training
+    record says about rows that land far (``far`` or more places) from their expected rank:
+    stopped on an early plateau, cut by the epoch cap while still improving, or neither (then
+    the cause is the features or the method on this data, not the training schedule)."""
+    ours = table[(metric, "ours")].rank(ascending=False, method="min")
+    expected = pd.Series(paper_ranks(table.index, metric)).rank(method="min")
+    rows = []
+    for m in table.index:
+        rs = runs[m]
+        best = float(np.mean([r["best_epoch"] for r in rs]))
+        ran = float(np.mean([r["timing"]["epochs_run"] for r in rs]))
+        cap = max(int(r["config"]["train"]["epochs"]) for r in rs)
+        if ran >= cap and best >= cap - profile.patience:
+            record = f"hit the {cap}-epoch cap while still improving (best epoch {best:.0f})"
+        elif best <= 3 and ran < cap:
+            record = f"stopped on an early plateau (best epoch {best:.0f}, stopped after {ran:.0f})"
+        else:
+            record = f"converged (best epoch {best:.0f} of {ran:.0f})"
+        shift = float(ours[m] - expected.get(m, np.nan))
+        rows.append({"model": m, "rank here": int(ours[m]), "paper rank": expected.get(m, np.nan), "shift": shift,
+                     "far from expected": bool(abs(shift) >= far), "training record": record})
+    return pd.DataFrame(rows).set_index("model")
 
 
 # --------------------------------------------------------------------------- Table 3
