@@ -115,7 +115,9 @@ def test_rekey_carries_only_runs_of_this_library(tmp_path):
     new = r["result_path"]
     res = json.loads(open(new).read())
     args = RK._arguments(res)
-    old_key = RK.scheme1_key(store, args)
+    run = store._resolve(args["model"], args["dataset"], args["seed"], args["epochs"], args["patience"],
+                         args["overrides"], args["visual_noise"])[0]
+    old_key = RK.scheme1_key(store, run, args)
     # put the run back where scheme 1 stored it, under its scheme-1 key
     old_path = tmp_path / "runs" / "synthetic-tiny" / "sasrec" / f"seed3-{old_key}.json"
     res["store_key"] = old_key

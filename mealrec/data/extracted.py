@@ -93,8 +93,9 @@ def locate(features: str | os.PathLike | None, microlens_folder: Path) -> Extrac
         raise MealRecError(f"{base} holds no extracted features: expected {base / 'video' / MANIFEST} or "
                            f"{base / 'text' / MANIFEST}; make them with `mealrec features video --videos DIR --out {base / 'video'}`")
     for kind, folder in (("video", found.video), ("text", found.text)):
-        if folder is not None and _manifest(folder).get("kind") != kind:
-            raise MealRecError(f"{folder / MANIFEST}: kind is {_manifest(folder).get('kind')!r}, expected {kind!r}")
+        got = _manifest(folder).get("kind") if folder is not None else kind
+        if got != kind:
+            raise MealRecError(f"{folder / MANIFEST}: kind is {got!r}, expected {kind!r}")
     return found
 
 

@@ -19,26 +19,16 @@ time, so an interruption never loses a run.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
 from pathlib import Path
 
 from ..utils import write_json_atomic
-from .store import PACKAGE, RunStore, _normalised_source_hash, model_source_files
+from .store import PACKAGE, RunStore, digest, files_hash, keyed_config, model_source_files
 
 #: The loaders that scheme 1 hashed by source, on top of today's CORE_FILES.
 SCHEME1_EXTRA = ("data/__init__.py", "data/synthetic.py", "data/microlens.py")
-
-
-def scheme1_code_hash(model: str) -> str:
-    files = sorted(set(model_source_files(model)) | {PACKAGE / f for f in SCHEME1_EXTRA})
-    h = hashlib.sha256()
-    for f in files:
-        h.update(str(f.relative_to(PACKAGE)).encode())
-        h.update(_normalised_source_hash(f).encode())
-    return h.hexdigest()
 
 
 def _arguments(res: dict) -> dict:
@@ -51,22 +41,16 @@ def _arguments(res: dict) -> dict:
     }
 
 
-def scheme1_key(store: RunStore, args: dict) -> str:
-    run, _, _, _ = store._resolve(args["model"], args["dataset"], args["seed"], args["epochs"], args["patience"],
-                                  args["overrides"], args["visual_noise"])
-    cfg = run.to_dict()
-    cfg.pop("sources")
-    for k in ("num_threads", "eval_batch_size", "device"):
-        cfg["train"].pop(k)
+def scheme1_key(store: RunStore, run, args: dict) -> str:
+    """The key scheme 1 gave ``run`` (resolved by ``store``) with the library as it is now."""
     ds = store.dataset(args["dataset"], args["visual_noise"])
-    ident = {
-        "config": cfg,
+    return digest({
+        "config": keyed_config(run),
         "visual_noise": float(args["visual_noise"]),
         "data_hash": ds.data_hash,
         "text_encoder": ds.features().info["text_encoder"],
-        "code": scheme1_code_hash(args["model"]),
-    }
-    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        "code": files_hash(set(model_source_files(args["model"])) | {PACKAGE / f for f in SCHEME1_EXTRA}),
+    })
 
 
 def rekey(root: str | Path, data_dir: str | None = None, dry_run: bool = False) -> dict[str, list[str]]:
@@ -78,13 +62,12 @@ def rekey(root: str | Path, data_dir: str | None = None, dry_run: bool = False) 
         res = json.loads(path.read_text(encoding="utf-8"))
         old = res.get("store_key")
         args = _arguments(res)
-        new_path = store.path(args["model"], args["dataset"], args["seed"], args["epochs"], args["patience"],
-                              args["overrides"], args["visual_noise"])
-        new_key = new_path.stem.rsplit("-", 1)[1]
+        run, new_key, new_path, _ = store._resolve(args["model"], args["dataset"], args["seed"], args["epochs"],
+                                                   args["patience"], args["overrides"], args["visual_noise"])
         if old == new_key:
             out["current"].append(str(path))
             continue
-        if old != scheme1_key(store, args):
+        if old != scheme1_key(store, run, args):
             out["foreign"].append(str(path))
             continue
         out["rekeyed"].append(f"{path} -> {new_path.name}")

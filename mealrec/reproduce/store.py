@@ -71,12 +71,30 @@ def model_source_files(model: str) -> list[Path]:
     return sorted(files)
 
 
-def code_hash(model: str) -> str:
+def files_hash(files) -> str:
+    """Hash of library modules (paths and syntax trees, docstrings ignored)."""
     h = hashlib.sha256()
-    for f in model_source_files(model):
+    for f in sorted(files):
         h.update(str(f.relative_to(PACKAGE)).encode())
         h.update(_normalised_source_hash(f).encode())
     return h.hexdigest()
+
+
+def code_hash(model: str) -> str:
+    return files_hash(model_source_files(model))
+
+
+def keyed_config(run) -> dict:
+    """A run's resolved configuration without the settings that do not change metrics."""
+    cfg = run.to_dict()
+    cfg.pop("sources")
+    for k in _NOT_KEYED:
+        cfg["train"].pop(k)
+    return cfg
+
+
+def digest(ident: dict) -> str:
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def dataset_identity(ds) -> dict[str, Any]:
@@ -157,18 +175,14 @@ class RunStore:
         if self.threads:
             train_over["num_threads"] = self.threads
         run = run_config(model, dataset, train_overrides=train_over, model_overrides=overrides)
-        cfg = run.to_dict()
-        cfg.pop("sources")
-        for k in _NOT_KEYED:
-            cfg["train"].pop(k)
         ident = {
             "scheme": KEY_SCHEME,
-            "config": cfg,
+            "config": keyed_config(run),
             "visual_noise": float(visual_noise),
             "dataset": self.dataset_identity(dataset, visual_noise),
             "code": code_hash(model),
         }
-        key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        key = digest(ident)
         path = self.root / dataset / model / f"{_tag(overrides, visual_noise)}seed{seed}-{key}.json"
         return run, key, path, overrides
 
