@@ -140,6 +140,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     data_dir = find_data_dir(args.data_dir)
     datasets = args.datasets or default_datasets(args.profile, data_dir)
+    if args.shard and not args.runs_only:
+        raise MealRecError("--shard K/N goes with --runs-only (it splits the missing runs between processes)")
+    if args.plan or args.runs_only:
+        return _plan_or_train(args, datasets, data_dir)
     if not args.no_run:
         done = run_notebooks(datasets, profile=args.profile, notebooks=args.notebooks, data_dir=data_dir,
                              device=args.device, threads=args.threads, force=args.force, progress=not args.quiet)
@@ -159,6 +163,44 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                   f"screenshot of the Table 2 page: {html.parent / 'table2.png'}")
             if bad:
                 return 1
+    return 0
+
+
+def _plan_or_train(args: argparse.Namespace, datasets: list[str], data_dir: str | None) -> int:
+    """``--plan``: which runs the notebooks need and which are stored (and the book's coverage
+    page); ``--runs-only``: train this shard's missing runs, no notebooks, no build."""
+    from .reproduce import plan as P
+    from .reproduce.runner import NOTEBOOKS, repo_root
+    from .reproduce.store import RunStore
+
+    notebooks = list(args.notebooks or NOTEBOOKS)
+    for nb in notebooks:
+        if nb not in NOTEBOOKS:
+            raise MealRecError(f"unknown notebook {nb!r}; valid: {', '.join(NOTEBOOKS)}")
+    shard = P.parse_shard(args.shard)
+    root = repo_root()
+    store = RunStore(root / "runs" / args.profile, data_dir=data_dir, device=args.device, threads=args.threads,
+                     progress=False)
+    rows = P.plan(store, args.profile, datasets, notebooks)
+    if args.plan:
+        print(f"{'notebook':14s} {'dataset':18s} {'stored':>8s}  missing (rough cost)")
+        for s in P.summarise(rows):
+            miss = s["needed"] - s["stored"]
+            cost = f"~{s['est_hours']:.1f} h" + (f" + {s['unknown_cost']} unknown" if s["unknown_cost"] else "") if miss else ""
+            print(f"{s['notebook']:14s} {s['dataset']:18s} {s['stored']:>3d}/{s['needed']:<4d}  {miss} {cost}".rstrip())
+        missing = [r for r in rows if not r["stored"]]
+        for r in missing:
+            est = f"~{r['est_minutes']:.0f} min" if r["est_minutes"] is not None else "cost unknown"
+            print(f"  missing: {r['model']:18s} {r['dataset']:16s} {r['setting'] or 'default':28s} seed {r['seed']}  {est}  "
+                  f"({', '.join(r['notebooks'])})")
+        page = P.write_coverage(rows, args.profile, notebooks, datasets, root)
+        print(f"{len(rows) - len(missing)} of {len(rows)} runs stored; coverage page: {page}")
+        return 0
+    done = P.train_missing(store, rows, shard, progress=not args.quiet)
+    for r in done:
+        print(f"{r['model']:18s} {r['dataset']:16s} {r['setting'] or 'default':28s} seed {r['seed']}  "
+              f"N@10 {r['ndcg@10']:.4f}  {r['minutes']:.1f} min")
+    print(f"shard {shard[0]}/{shard[1]}: trained or read {len(done)} run(s) into {store.root}")
     return 0
 
 
@@ -211,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-run", action="store_true", help="only build the book from the notebooks already executed")
     r.add_argument("--no-build", action="store_true", help="only execute the notebooks")
     r.add_argument("--check-browser", action="store_true", help="after the build, open every page in headless Chromium offline")
+    r.add_argument("--plan", action="store_true",
+                   help="list the training runs the notebooks need, which are stored and a rough cost of the rest; "
+                        "writes the book's coverage page; trains nothing")
+    r.add_argument("--runs-only", action="store_true",
+                   help="train the missing runs (no notebooks, no build); with --shard, only this process's share")
+    r.add_argument("--shard", metavar="K/N", help="with --runs-only: take every N-th missing run starting at the K-th, "
+                   "so N processes (1/N ... N/N) can fill the run store side by side")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_reproduce)
 

@@ -31,6 +31,10 @@ def test_train_out_directory(tmp_path):
         (["data", "stats", "nope"], "unknown dataset 'nope'"),
         (["data", "fetch", "movielens"], "valid: microlens-50k"),
         (["train", "--model", "sasrec", "--dataset", "synthetic-tiny", "--epochs", "0"], "train.epochs must be >= 1"),
+        (["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--shard", "1/2"], "goes with --runs-only"),
+        (["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--runs-only", "--shard", "3/2"], "need 1 <= K <= N"),
+        (["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--plan", "--notebooks", "tables"],
+         "unknown notebook 'tables'; valid: datasets"),
     ],
 )
 def test_errors_are_one_clear_line(argv, message, capsys):

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from mealrec.reproduce import RunStore, get_profile
+from mealrec.reproduce import plan as P
 from mealrec.reproduce import report as R
 from mealrec.reproduce.runner import NOTEBOOKS, browser_check, build_book, run_notebooks
 from mealrec.reproduce.store import _normalised_source_hash, model_source_files
@@ -135,7 +136,14 @@ def test_smoke_book_builds_offline(tmp_path):
                 assert isinstance(value, float) and 0.0 <= value <= 1.0, (side.name, key, value)
                 checked += 1
     assert checked >= 40  # Tables 2 and 3, ablations, noise, SeeDRec: metrics in [0, 1] and finite
+    # The plan lists exactly the runs the notebooks made: none missing, none unaccounted for.
+    store = RunStore(root / "runs/smoke", progress=False)
+    rows = P.plan(store, "smoke", ["synthetic-tiny"], NOTEBOOKS)
+    assert rows and all(r["stored"] for r in rows)
+    assert {r["path"] for r in rows} == {str(p) for p in (root / "runs/smoke").rglob("*.json")}
+    P.write_coverage(rows, "smoke", NOTEBOOKS, ["synthetic-tiny"], root)
     html = build_book("smoke", root=root)
+    assert "stored / runs needed" in (html / "generated/smoke/coverage.html").read_text()
     if shutil.which("chromium"):  # the real browser: every page loads, images resolve, no raw TeX
         report = browser_check(html)
         assert not {p: v for p, v in report.items() if v}, report
@@ -173,11 +181,44 @@ def test_profile_thinning_applies_per_dataset_and_is_stated_on_the_page():
     full = get_profile("full")
     big = get_profile("full", "microlens-big")
     assert big.epochs < full.epochs and len(big.lambdas) < len(full.lambdas)
-    assert get_profile("full", "synthetic-small").epochs == full.epochs  # untouched elsewhere
-    assert full.thinning_note("synthetic-small") == ""
+    assert get_profile("full", "synthetic-small").epochs == full.epochs  # only what is named is thinned
+    assert get_profile("full", "synthetic-small").lambdas == (0.01, 0.1, 0.9)
+    assert get_profile("full", "synthetic-tiny").lambdas == full.lambdas and full.thinning_note("synthetic-tiny") == ""
+    assert "lambdas {0.01, 0.1, 0.9} instead of" in full.thinning_note("synthetic-small")
     note = full.thinning_note("microlens-big")
     assert f"epochs {big.epochs} instead of {full.epochs}" in note
-    page = _page_markdown(PAGES[1], "full", ["microlens-big", "synthetic-small"])
+    page = _page_markdown(PAGES[1], "full", ["microlens-big", "synthetic-tiny"])
     assert page.count("is thinned") == 1 and note in page
     with pytest.raises(MealRecError, match="valid: smoke, quick, full"):
         get_profile("ful", "microlens-big")
+
+
+def test_plan_counts_shards_and_costs(store, tmp_path):
+    """Requests dedupe across notebooks; missing runs get a cost from stored runs of their model;
+    shards split the missing runs without overlap; a bad shard names the expected form."""
+    prof = get_profile("smoke")
+    reqs = P.notebook_requests("sensitivity", "synthetic-tiny", prof)
+    assert len(reqs) == 2 * len(prof.lambdas) * len(prof.steps)
+    fresh = RunStore(tmp_path / "runs", progress=False, threads=1)
+    rows = P.plan(fresh, "smoke", ["synthetic-tiny"], ["ablation", "seedrec"])
+    shared = [r for r in rows if set(r["notebooks"]) == {"ablation", "seedrec"}]
+    assert {r["model"] for r in shared} == {"sasrec", "cl4srec", "mealrec-sasrec", "mealrec-cl4srec"}
+    assert not any(r["stored"] for r in rows) and all(r["est_minutes"] is None for r in rows)
+    assert all(r["setting"] != "variant=full" for r in rows)  # the store drops default overrides from names
+    P.request("sasrec", "synthetic-tiny", prof).run(fresh)
+    rows = P.plan(fresh, "smoke", ["synthetic-tiny"], ["ablation", "seedrec"])
+    assert sum(r["stored"] for r in rows) == 1
+    assert all(r["est_minutes"] is not None for r in rows if r["model"] == "sasrec" and not r["stored"])
+    noise = P.plan(fresh, "smoke", ["synthetic-tiny"], ["noise"])  # two runs (sigma 0 and 0.5)
+    second = P.train_missing(fresh, noise, shard=(2, 2), progress=False)
+    assert [r["path"] for r in second] == [noise[1]["path"]] and Path(noise[1]["path"]).exists()
+    assert not Path(noise[0]["path"]).exists()
+    first = P.train_missing(fresh, P.plan(fresh, "smoke", ["synthetic-tiny"], ["noise"]), shard=(1, 2), progress=False)
+    assert [r["path"] for r in first] == [noise[0]["path"]]
+    assert all(r["stored"] for r in P.plan(fresh, "smoke", ["synthetic-tiny"], ["noise"]))
+    assert P.parse_shard("2/3") == (2, 3) and P.parse_shard(None) == (1, 1)
+    for bad in ("3/2", "0/2", "half"):
+        with pytest.raises(MealRecError, match="--shard"):
+            P.parse_shard(bad)
+    with pytest.raises(MealRecError, match="unknown notebook"):
+        P.notebook_requests("tables", "synthetic-tiny", prof)

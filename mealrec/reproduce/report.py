@@ -19,13 +19,14 @@ import pandas as pd
 from .. import __version__, paper
 from ..data import dataset_spec
 from ..evaluation import METRICS, paired_ttest
-from ..models import MODELS, get_model_class
 from ..utils import MealRecError, atomic_path, write_json_atomic
+from .plan import (ABLATION_BACKBONES, NOISE_MODELS, SEEDREC_BACKBONES, SEEDREC_VARIANTS, VARIANTS, VIS_MODELS,
+                   ablation_requests, complexity_requests, noise_requests, overall_requests, request, seedrec_requests,
+                   sensitivity_requests, table2_models)
 from .profiles import Profile
 from .store import RunStore
 
 ALPHA = 0.01  # significance level of the paper's paired t-tests
-VARIANTS = ("full", "-TCD", "-NPD", "-TCD-NPD")
 METRIC_LABELS = {"hr@10": "H@10", "ndcg@10": "N@10", "hr@20": "H@20", "ndcg@20": "N@20"}
 
 
@@ -116,26 +117,6 @@ def dataset_table(store: RunStore, names: Iterable[str]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- Table 2
-def table2_models(models: Iterable[str] | None = None) -> list[str]:
-    """``models`` as given, or every registered Table 2 model (baselines first, MealRec last)."""
-    if models:
-        for m in models:
-            get_model_class(m)
-        return list(models)
-    names = [m for m, cls in MODELS.items() if cls.table2]
-    return sorted(names, key=lambda m: (m.startswith("mealrec"), list(paper._T2_ROWS).index(m) if m in paper._T2_ROWS else 99, m))
-
-
-def _run(store: RunStore, model: str, dataset: str, profile: Profile, seed: int | None = None, **kw) -> dict:
-    """One run at the profile's epochs and patience (``seed`` None: the profile's first seed)."""
-    seed = profile.seeds[0] if seed is None else seed
-    return store.run(model, dataset, seed=seed, epochs=profile.epochs, patience=profile.patience, **kw)
-
-
-def _runs(store: RunStore, model: str, dataset: str, seeds: Iterable[int], profile: Profile, **kw) -> list[dict]:
-    return [_run(store, model, dataset, profile, seed=s, **kw) for s in seeds]
-
-
 def _seed_mean(runs: list[dict], metric: str) -> np.ndarray:
     return np.mean([r["per_user_test"][metric] for r in runs], axis=0)
 
@@ -146,8 +127,8 @@ def overall(store: RunStore, dataset: str, profile: Profile, models: Iterable[st
     numbers and the difference, MealRec's relative improvement over the best baseline, and a
     paired t-test of MealRec against that baseline (per-user metrics averaged over seeds)."""
     seeds = list(seeds or profile.seeds)
-    models = table2_models(models)
-    runs = {m: _runs(store, m, dataset, seeds, profile) for m in models}
+    runs = {m: [q.run(store) for q in reqs] for m, reqs in overall_requests(dataset, profile, models, seeds).items()}
+    models = list(runs)
     ref = paper.TABLE2.get(dataset, {})
     rows = []
     for m in models:
@@ -238,13 +219,11 @@ def complexity(store: RunStore, dataset: str, profile: Profile, seed: int | None
     """Table 3 for one dataset: train and eval time per epoch and peak memory, each model
     trained for ``profile.timing_epochs`` epochs in its own process, plus the ratios to the
     backbone beside the paper's ratios. IISAN-Versa joins when it is registered."""
-    seed = profile.seeds[0] if seed is None else seed
-    models = [backbone] + (["iisan-versa"] if "iisan-versa" in MODELS else []) + [ours]
+    reqs = complexity_requests(dataset, profile, seed, backbone, ours)
+    models = list(reqs)
     rows, runs = [], {}
-    for m in models:
-        r = store.run(m, dataset, seed=seed, epochs=profile.timing_epochs, patience=profile.timing_epochs,
-                      isolate=True, overrides={})
-        runs[m] = r
+    for m, q in reqs.items():
+        r = runs[m] = q.run(store)
         t = r["timing"]
         rows.append({"model": m, "train s/epoch": t["train_time_per_epoch_s"], "eval s/epoch": t["eval_time_per_epoch_s"],
                      "peak memory MB": t["peak_memory_mb"], "parameters": r["n_parameters"],
@@ -280,9 +259,7 @@ def ablation(store: RunStore, dataset: str, profile: Profile, backbone: str = "t
              seed: int | None = None) -> dict:
     """The backbone and MealRec's four variants on it (Figure 3 for TedRec, Figure 6 for the
     others): test metrics, and a paired t-test of each variant against the full model."""
-    runs = {backbone: _run(store, backbone, dataset, profile, seed)}
-    for v in VARIANTS:
-        runs[v] = _run(store, f"mealrec-{backbone}", dataset, profile, seed, overrides={"variant": v})
+    runs = {name: q.run(store) for name, q in ablation_requests(dataset, profile, backbone, seed).items()}
     rows = []
     for name, r in runs.items():
         row = {"variant": name, **{k: r["test"][k] for k in METRICS}}
@@ -309,14 +286,10 @@ def sensitivity(store: RunStore, dataset: str, profile: Profile, seed: int | Non
                 model: str = "mealrec-tedrec", metric: str = "ndcg@10") -> dict:
     """Figure 4: test ``metric`` over lambda x T, once varying lambda_T (TCD, lambda_N at its
     default) and once lambda_N (NPD, lambda_T at its default); T is shared, as in the paper."""
-    grids = {}
-    for which in ("lambda_t", "lambda_n"):
-        grid = pd.DataFrame(index=pd.Index(profile.lambdas, name=which), columns=pd.Index(profile.steps, name="T"), dtype=float)
-        for lam in profile.lambdas:
-            for T in profile.steps:
-                r = _run(store, model, dataset, profile, seed, overrides={which: lam, "steps": T})
-                grid.loc[lam, T] = r["test"][metric]
-        grids[which] = grid
+    grids = {which: pd.DataFrame(index=pd.Index(profile.lambdas, name=which), columns=pd.Index(profile.steps, name="T"),
+                                 dtype=float) for which in ("lambda_t", "lambda_n")}
+    for (which, lam, T), q in sensitivity_requests(dataset, profile, seed, model).items():
+        grids[which].loc[lam, T] = q.run(store)["test"][metric]
     spread = {k: float((g.max().max() - g.min().min()) / g.max().max()) for k, g in grids.items()}
     text = ("Relative spread of test " + METRIC_LABELS[metric] + " over the grid (max - min) / max: "
             + ", ".join(f"{'TCD (lambda_T)' if k == 'lambda_t' else 'NPD (lambda_N)'} {100 * v:.1f}%" for k, v in spread.items())
@@ -327,13 +300,12 @@ def sensitivity(store: RunStore, dataset: str, profile: Profile, seed: int | Non
 
 # --------------------------------------------------------------------------- Figure 5
 def noise_robustness(store: RunStore, dataset: str, profile: Profile, seed: int | None = None,
-                     models: Iterable[str] = ("mealrec-tedrec",)) -> dict:
+                     models: Iterable[str] = NOISE_MODELS) -> dict:
     """Figure 5: HR@10 and NDCG@10 with N(0, sigma^2) noise added to the visual features at load time."""
     rows = []
-    for m in models:
-        for sigma in profile.noise:
-            r = _run(store, m, dataset, profile, seed, visual_noise=sigma)
-            rows.append({"model": m, "sigma": sigma, "hr@10": r["test"]["hr@10"], "ndcg@10": r["test"]["ndcg@10"]})
+    for (m, sigma), q in noise_requests(dataset, profile, seed, models).items():
+        r = q.run(store)
+        rows.append({"model": m, "sigma": sigma, "hr@10": r["test"]["hr@10"], "ndcg@10": r["test"]["ndcg@10"]})
     table = pd.DataFrame(rows)
     parts = []
     for m, g in table.groupby("model"):
@@ -357,7 +329,8 @@ def representations(store: RunStore, dataset: str, profile: Profile, model: str,
     from ..utils import save_npz_atomic
 
     n_users = n_users or profile.tsne_users
-    r = _run(store, model, dataset, profile, seed)
+    q = request(model, dataset, profile, seed)
+    r = q.run(store)
     cache = Path(r["result_path"]).with_suffix(f".repr{n_users}.npz")
     if cache.exists():
         with np.load(cache) as z:
@@ -365,7 +338,7 @@ def representations(store: RunStore, dataset: str, profile: Profile, model: str,
     ckpt = store.checkpoint(r)
     if ckpt is None:  # committed results carry no checkpoints: train again into the store
         Path(r["result_path"]).unlink()
-        r = _run(store, model, dataset, profile, seed)
+        r = q.run(store)
         ckpt = store.checkpoint(r)
     ds = store.dataset(dataset)
     net = load_checkpoint(ckpt, ds)
@@ -411,27 +384,21 @@ def alignment(reps: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- beyond the paper: SeeDRec
-SEEDREC_VARIANTS = ("full", "-S2IDM", "-IPE")
-
-
 def seedrec_vs_mealrec(store: RunStore, dataset: str, profile: Profile, seed: int | None = None,
-                       backbones: Iterable[str] = ("sasrec", "cl4srec"), seeds: Iterable[int] | None = None) -> dict:
+                       backbones: Iterable[str] = SEEDREC_BACKBONES, seeds: Iterable[int] | None = None) -> dict:
     """Both plug-ins on the same backbones: the bare backbone, MealRec on it, SeeDRec on it and
     SeeDRec's two ablations (``-S2IDM``: prompts from the undiffused sememe distribution;
     ``-IPE``: no prompts). Metrics are means over ``seeds`` (default: ``[seed]``, or the
     profile's first seed); paired t-tests on test N@10 per user (averaged over the seeds) of
     each plug-in against its backbone and of SeeDRec against MealRec."""
     seeds = list(seeds) if seeds else [profile.seeds[0] if seed is None else seed]
+    backbones = list(backbones)
     rows, runs = [], {}
-    for b in backbones:
-        entries = [(b, b, {}), (f"mealrec-{b}", f"mealrec-{b}", {})]
-        entries += [(f"seedrec-{b}" + ("" if v == "full" else f" {v}"), f"seedrec-{b}", {"variant": v}) for v in SEEDREC_VARIANTS]
-        for label, model, over in entries:
-            rs = _runs(store, model, dataset, seeds, profile, overrides=over)
-            runs[label] = rs
-            rows.append({"backbone": b, "model": label, **{k: float(np.mean([r["test"][k] for r in rs])) for k in METRICS},
-                         "train s/epoch": float(np.mean([r["timing"]["train_time_per_epoch_s"] for r in rs])),
-                         "parameters": rs[0]["n_parameters"], "seeds": len(rs)})
+    for (b, label), reqs in seedrec_requests(dataset, profile, seeds, backbones).items():
+        rs = runs[label] = [q.run(store) for q in reqs]
+        rows.append({"backbone": b, "model": label, **{k: float(np.mean([r["test"][k] for r in rs])) for k in METRICS},
+                     "train s/epoch": float(np.mean([r["timing"]["train_time_per_epoch_s"] for r in rs])),
+                     "parameters": rs[0]["n_parameters"], "seeds": len(rs)})
     table = pd.DataFrame(rows).set_index(["backbone", "model"])
     parts, tests = [], {}
     for b in backbones:
@@ -483,7 +450,8 @@ def sememe_diffusion_cost(store: RunStore, dataset: str, epochs: int = 1, seed: 
 
 
 __all__ = [
-    "ALPHA", "VARIANTS", "ablation", "alignment", "complexity", "dataset_table", "html_text", "noise_robustness", "overall",
-    "provenance", "representations", "save_figure", "seedrec_vs_mealrec", "sememe_diffusion_cost", "sensitivity",
-    "set_style", "table2_models", "tsne_points", "write_sidecar",
+    "ABLATION_BACKBONES", "ALPHA", "NOISE_MODELS", "SEEDREC_VARIANTS", "VARIANTS", "VIS_MODELS", "ablation", "alignment",
+    "complexity", "dataset_table", "html_text", "noise_robustness", "overall", "provenance", "representations",
+    "save_figure", "seedrec_vs_mealrec", "sememe_diffusion_cost", "sensitivity", "set_style", "table2_models",
+    "tsne_points", "write_sidecar",
 ]

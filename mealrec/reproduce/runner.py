@@ -256,6 +256,8 @@ def write_book_pages(profile: str, root: Path | None = None) -> Path:
             tmp.write_text(_page_markdown(page, profile, datasets), encoding="utf-8")
         chapters.append({"file": f"generated/{profile}/{page.slug}",
                          "sections": [{"file": f"generated/{profile}/{page.notebook}/{d}"} for d in datasets]})
+    if (gen / "coverage.md").exists():  # written by `mealrec reproduce --plan`
+        chapters.append({"file": f"generated/{profile}/coverage"})
     toc = {
         "format": "jb-book",
         "root": "intro",

@@ -1,0 +1,318 @@
+"""What a reproduction needs: the training runs behind each notebook x dataset pair.
+
+The report functions the notebooks call (:mod:`mealrec.reproduce.report`) take their runs
+from the request builders here, and :func:`notebook_requests` lists what each notebook asks
+for with its default parameters, so the plan and the pages cannot disagree.
+
+:func:`plan` says which of those runs are already in the run store, with a rough cost
+for the missing ones (from stored runs of the same model on the same dataset);
+:func:`train_missing` trains them without executing any notebook, optionally one shard of
+them, so that several processes can fill one store side by side (``mealrec reproduce
+--plan`` / ``--runs-only --shard K/N``).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..models import MODELS, get_model_class
+from .. import paper
+from ..utils import MealRecError, atomic_path
+from .profiles import Profile, get_profile
+from .store import RunStore, _tag
+
+#: MealRec's variants (Figures 3 and 6) and SeeDRec's (its Section 4.3).
+VARIANTS = ("full", "-TCD", "-NPD", "-TCD-NPD")
+SEEDREC_VARIANTS = ("full", "-S2IDM", "-IPE")
+#: What the notebooks run when their MODELS parameter is None.
+ABLATION_BACKBONES = ("tedrec", "sasrec", "cl4srec")
+NOISE_MODELS = ("mealrec-tedrec",)
+VIS_MODELS = ("tedrec", "mealrec-tedrec")
+SEEDREC_BACKBONES = ("sasrec", "cl4srec")
+#: Notebooks that train nothing.
+NO_RUNS = ("datasets",)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One training run as the run store keys it (see :meth:`RunStore.run`)."""
+
+    model: str
+    dataset: str
+    seed: int
+    epochs: int
+    patience: int
+    overrides: tuple[tuple[str, Any], ...] = ()
+    visual_noise: float = 0.0
+    isolate: bool = False  # trained in its own process (Table 3's timing runs)
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"seed": self.seed, "epochs": self.epochs, "patience": self.patience, "overrides": dict(self.overrides),
+                "visual_noise": self.visual_noise, "isolate": self.isolate}
+
+    def run(self, store: RunStore) -> dict:
+        """The stored result, trained first when it is missing."""
+        return store.run(self.model, self.dataset, **self.kwargs())
+
+    def path(self, store: RunStore) -> Path:
+        kw = self.kwargs()
+        kw.pop("isolate")
+        return store.path(self.model, self.dataset, **kw)
+
+    @property
+    def setting(self) -> str:
+        """The overrides and noise, as in the stored file name ('' for the defaults)."""
+        return _tag(dict(self.overrides), self.visual_noise).rstrip("-")
+
+
+def request(model: str, dataset: str, profile: Profile, seed: int | None = None, overrides: dict | None = None,
+            visual_noise: float = 0.0) -> RunRequest:
+    """One run at the profile's epochs and patience (``seed`` None: the profile's first seed)."""
+    return RunRequest(model, dataset, profile.seeds[0] if seed is None else seed, profile.epochs, profile.patience,
+                      tuple(sorted((overrides or {}).items())), float(visual_noise))
+
+
+def table2_models(models: Iterable[str] | None = None) -> list[str]:
+    """``models`` as given, or every registered Table 2 model (baselines first, MealRec last)."""
+    if models:
+        for m in models:
+            get_model_class(m)
+        return list(models)
+    names = [m for m, cls in MODELS.items() if cls.table2]
+    return sorted(names, key=lambda m: (m.startswith("mealrec"), list(paper._T2_ROWS).index(m) if m in paper._T2_ROWS else 99, m))
+
+
+# --------------------------------------------------------------------------- per page
+def overall_requests(dataset: str, profile: Profile, models: Iterable[str] | None = None,
+                     seeds: Iterable[int] | None = None) -> dict[str, list[RunRequest]]:
+    seeds = list(seeds or profile.seeds)
+    return {m: [request(m, dataset, profile, s) for s in seeds] for m in table2_models(models)}
+
+
+def complexity_requests(dataset: str, profile: Profile, seed: int | None = None, backbone: str = "tedrec",
+                        ours: str = "mealrec-tedrec") -> dict[str, RunRequest]:
+    """Table 3: ``profile.timing_epochs`` epochs per model, each in its own process."""
+    seed = profile.seeds[0] if seed is None else seed
+    models = [backbone] + (["iisan-versa"] if "iisan-versa" in MODELS else []) + [ours]
+    return {m: RunRequest(m, dataset, seed, profile.timing_epochs, profile.timing_epochs, isolate=True) for m in models}
+
+
+def ablation_requests(dataset: str, profile: Profile, backbone: str = "tedrec", seed: int | None = None) -> dict[str, RunRequest]:
+    out = {backbone: request(backbone, dataset, profile, seed)}
+    out.update({v: request(f"mealrec-{backbone}", dataset, profile, seed, {"variant": v}) for v in VARIANTS})
+    return out
+
+
+def sensitivity_requests(dataset: str, profile: Profile, seed: int | None = None,
+                         model: str = "mealrec-tedrec") -> dict[tuple[str, float, int], RunRequest]:
+    """Figure 4: lambda x T, once for lambda_T (TCD) and once for lambda_N (NPD)."""
+    return {(which, lam, T): request(model, dataset, profile, seed, {which: lam, "steps": T})
+            for which in ("lambda_t", "lambda_n") for lam in profile.lambdas for T in profile.steps}
+
+
+def noise_requests(dataset: str, profile: Profile, seed: int | None = None,
+                   models: Iterable[str] = NOISE_MODELS) -> dict[tuple[str, float], RunRequest]:
+    return {(m, sigma): request(m, dataset, profile, seed, visual_noise=sigma) for m in models for sigma in profile.noise}
+
+
+def seedrec_requests(dataset: str, profile: Profile, seeds: Iterable[int],
+                     backbones: Iterable[str] = SEEDREC_BACKBONES) -> dict[tuple[str, str], list[RunRequest]]:
+    """(backbone, row label) -> one request per seed: the backbone, MealRec on it, SeeDRec and its ablations."""
+    seeds = list(seeds)
+    out = {}
+    for b in backbones:
+        entries = [(b, b, {}), (f"mealrec-{b}", f"mealrec-{b}", {})]
+        entries += [(f"seedrec-{b}" + ("" if v == "full" else f" {v}"), f"seedrec-{b}", {"variant": v}) for v in SEEDREC_VARIANTS]
+        for label, model, over in entries:
+            out[(b, label)] = [request(model, dataset, profile, s, over) for s in seeds]
+    return out
+
+
+def notebook_requests(notebook: str, dataset: str, profile: Profile | str) -> list[RunRequest]:
+    """The runs ``notebook`` trains or reads on ``dataset`` with its default parameters
+    (MODELS and SEEDS None), in the order it asks for them."""
+    prof = get_profile(profile, dataset) if isinstance(profile, str) else profile
+    if notebook in NO_RUNS:
+        return []
+    if notebook == "overall":
+        return [r for rs in overall_requests(dataset, prof).values() for r in rs]
+    if notebook == "complexity":
+        return list(complexity_requests(dataset, prof).values())
+    if notebook == "ablation":
+        return [r for b in ABLATION_BACKBONES for r in ablation_requests(dataset, prof, b).values()]
+    if notebook == "sensitivity":
+        return list(sensitivity_requests(dataset, prof).values())
+    if notebook == "noise":
+        return list(noise_requests(dataset, prof).values())
+    if notebook == "visualisation":
+        return [request(m, dataset, prof) for m in VIS_MODELS]
+    if notebook == "seedrec":
+        return [r for rs in seedrec_requests(dataset, prof, prof.seeds).values() for r in rs]
+    raise MealRecError(f"unknown notebook {notebook!r}; valid: overall, complexity, ablation, sensitivity, noise, "
+                       f"visualisation, seedrec, {', '.join(NO_RUNS)}")
+
+
+# --------------------------------------------------------------------------- the plan
+def _cost_table(root: Path) -> dict[tuple[str, str], float]:
+    """(dataset, model) -> mean wall seconds per epoch (train + eval) over the stored runs."""
+    acc: dict[tuple[str, str], list[float]] = {}
+    for f in root.glob("*/*/*.json"):
+        try:
+            t = json.loads(f.read_text())["timing"]
+            acc.setdefault((f.parts[-3], f.parts[-2]), []).append(t["train_time_per_epoch_s"] + t["eval_time_per_epoch_s"])
+        except (KeyError, ValueError, TypeError):
+            continue
+    return {k: sum(v) / len(v) for k, v in acc.items()}
+
+
+def _epochs_run(root: Path) -> dict[tuple[str, str], float]:
+    acc: dict[tuple[str, str], list[int]] = {}
+    for f in root.glob("*/*/*.json"):
+        try:
+            r = json.loads(f.read_text())
+            if r["config"]["train"]["epochs"] > 5:  # not a timing run
+                acc.setdefault((f.parts[-3], f.parts[-2]), []).append(r["timing"]["epochs_run"])
+        except (KeyError, ValueError, TypeError):
+            continue
+    return {k: sum(v) / len(v) for k, v in acc.items()}
+
+
+def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iterable[str]) -> list[dict]:
+    """One row per distinct run the notebooks need on the datasets: which notebooks ask for
+    it, whether it is stored, and for a missing run a rough cost in minutes (epochs as the
+    model's stored runs on that dataset took, or the epoch cap, times their seconds per
+    epoch; None when no run of that model on that dataset is stored yet)."""
+    sec_per_epoch, epochs_run = _cost_table(store.root), _epochs_run(store.root)
+    rows: dict[Path, dict] = {}
+    for d in datasets:
+        prof = get_profile(profile, d)
+        for nb in notebooks:
+            for req in notebook_requests(nb, d, prof):
+                path = req.path(store)
+                if path in rows:
+                    if nb not in rows[path]["notebooks"]:
+                        rows[path]["notebooks"].append(nb)
+                    continue
+                stored = path.exists()
+                minutes = None
+                if not stored and (d, req.model) in sec_per_epoch:
+                    epochs = req.epochs if req.isolate else min(req.epochs, epochs_run.get((d, req.model), req.epochs))
+                    minutes = epochs * sec_per_epoch[(d, req.model)] / 60
+                setting = path.name.rsplit(f"seed{req.seed}-", 1)[0].rstrip("-")  # defaults dropped, as the store names it
+                rows[path] = {"dataset": d, "model": req.model, "setting": setting, "seed": req.seed,
+                              "epochs": req.epochs, "notebooks": [nb], "stored": stored, "est_minutes": minutes,
+                              "request": req, "path": str(path)}
+    return list(rows.values())
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per notebook x dataset: runs needed, stored, missing and their rough cost in hours."""
+    out: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        for nb in r["notebooks"]:
+            s = out.setdefault((nb, r["dataset"]), {"notebook": nb, "dataset": r["dataset"], "needed": 0, "stored": 0,
+                                                    "est_hours": 0.0, "unknown_cost": 0})
+            s["needed"] += 1
+            s["stored"] += r["stored"]
+            if not r["stored"]:
+                if r["est_minutes"] is None:
+                    s["unknown_cost"] += 1
+                else:
+                    s["est_hours"] += r["est_minutes"] / 60
+    return list(out.values())
+
+
+def coverage_markdown(rows: list[dict], profile: str, notebooks: Iterable[str], datasets: Iterable[str]) -> str:
+    """The book page listing, per table/figure and dataset, how many of its runs are stored."""
+    import datetime as dt
+
+    from .report import _git_commit
+
+    summary = {(s["notebook"], s["dataset"]): s for s in summarise(rows)}
+    datasets = list(datasets)
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"# Coverage of the `{profile}` profile", "",
+             "Which training runs behind each table and figure are in the committed run store "
+             f"(`runs/{profile}/`), as of the last `mealrec reproduce --plan --profile {profile}` "
+             f"({when}, commit {_git_commit() or 'unknown'}). Each cell: runs stored / runs needed. "
+             "A page appears in the book once all of its runs are stored for a dataset (Table 2 may appear earlier "
+             "with fewer rows, saying which are missing). The cost of a missing run is a rough figure: its model's "
+             "stored runs on that dataset (epochs until early stopping, seconds per epoch on the machine that ran them, "
+             "often a loaded 2-core CPU).", "",
+             "| notebook | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
+    for nb in notebooks:
+        if nb in NO_RUNS:
+            continue
+        cells = []
+        for d in datasets:
+            s = summary.get((nb, d))
+            if s is None:
+                cells.append("–")
+                continue
+            cell = f"{s['stored']}/{s['needed']}"
+            missing = s["needed"] - s["stored"]
+            if missing:
+                cost = f"~{s['est_hours']:.1f} h" if s["est_hours"] else ""
+                if s["unknown_cost"]:
+                    cost += (" + " if cost else "") + f"{s['unknown_cost']} of unknown cost"
+                cell += f" ({cost})" if cost else ""
+            cells.append(cell)
+        lines.append(f"| {nb} | " + " | ".join(cells) + " |")
+    missing = [r for r in rows if not r["stored"]]
+    total = sum(r["est_minutes"] or 0 for r in missing) / 60
+    lines += ["", f"In all, {len(rows) - len(missing)} of {len(rows)} distinct runs are stored; the {len(missing)} missing "
+              f"would take roughly {total:.0f} core-hours where a cost is known"
+              + (f" ({sum(r['est_minutes'] is None for r in missing)} have no stored run of their model to estimate from)."
+                 if any(r["est_minutes"] is None for r in missing) else "."), "",
+              f"To train the missing runs without executing notebooks, in two processes side by side: "
+              f"`mealrec reproduce --profile {profile} --runs-only --shard 1/2` and `... --shard 2/2`; "
+              f"then `mealrec reproduce --profile {profile}` renders the pages.", ""]
+    return "\n".join(lines)
+
+
+def write_coverage(rows: list[dict], profile: str, notebooks: Iterable[str], datasets: Iterable[str],
+                   root: Path) -> Path:
+    path = Path(root) / "book" / "generated" / profile / "coverage.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(coverage_markdown(rows, profile, notebooks, datasets), encoding="utf-8")
+    return path
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 1 <= K <= N; None -> (1, 1)."""
+    if not text:
+        return 1, 1
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise MealRecError(f"--shard {text!r}: expected K/N such as 1/2 (this process takes every N-th missing run, starting at the K-th)") from None
+    if not 1 <= k <= n:
+        raise MealRecError(f"--shard {text!r}: need 1 <= K <= N, such as 1/2 and 2/2 for two processes")
+    return k, n
+
+
+def train_missing(store: RunStore, rows: list[dict], shard: tuple[int, int] = (1, 1), progress: bool = True) -> list[dict]:
+    """Train this shard's missing runs (the K-th, (K+N)-th, ... of the missing ones, in plan
+    order). A run another process stored meanwhile is read back, not trained again."""
+    from tqdm.auto import tqdm
+
+    k, n = shard
+    todo = [r for r in rows if not r["stored"]][k - 1::n]
+    done = []
+    bar = tqdm(todo, desc=f"runs (shard {k}/{n})", unit="run", disable=not progress)
+    for r in bar:
+        bar.set_postfix_str(f"{r['model']} {r['setting'] or 'default'} on {r['dataset']}")
+        t0 = time.time()
+        res = r["request"].run(store)
+        done.append({**r, "stored": True, "minutes": (time.time() - t0) / 60, "ndcg@10": res["test"]["ndcg@10"]})
+    return done
+
+
+__all__ = ["ABLATION_BACKBONES", "NOISE_MODELS", "RunRequest", "SEEDREC_BACKBONES", "SEEDREC_VARIANTS", "VARIANTS",
+           "VIS_MODELS", "ablation_requests", "complexity_requests", "coverage_markdown", "noise_requests",
+           "notebook_requests", "overall_requests", "parse_shard", "plan", "request", "seedrec_requests",
+           "sensitivity_requests", "summarise", "table2_models", "train_missing", "write_coverage"]
