@@ -186,11 +186,13 @@ def _plan_or_train(args: argparse.Namespace, datasets: list[str], data_dir: str 
         print(f"{'notebook':14s} {'dataset':18s} {'stored':>8s}  missing (rough cost)")
         for s in P.summarise(rows):
             miss = s["needed"] - s["stored"]
-            cost = f"~{s['est_hours']:.1f} h" + (f" + {s['unknown_cost']} unknown" if s["unknown_cost"] else "") if miss else ""
+            cost = " + ".join(([f"~{s['est_hours']:.1f} h"] if s["est_hours"] else [])
+                              + ([f"{s['unknown_cost']} of unknown cost"] if s["unknown_cost"] else []))
             print(f"{s['notebook']:14s} {s['dataset']:18s} {s['stored']:>3d}/{s['needed']:<4d}  {miss} {cost}".rstrip())
         missing = [r for r in rows if not r["stored"]]
         for r in missing:
             est = f"~{r['est_minutes']:.0f} min" if r["est_minutes"] is not None else "cost unknown"
+            est += f" (scaled from {r['cost_scaled_from']})" if r["cost_scaled_from"] else ""
             print(f"  missing: {r['model']:18s} {r['dataset']:16s} {r['setting'] or 'default':28s} seed {r['seed']}  {est}  "
                   f"({', '.join(r['notebooks'])})")
         page = P.write_coverage(rows, args.profile, notebooks, datasets, root)

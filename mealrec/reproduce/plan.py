@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
+
 from ..models import MODELS, get_model_class
 from .. import paper
 from ..utils import MealRecError, atomic_path
@@ -156,6 +158,13 @@ def notebook_requests(notebook: str, dataset: str, profile: Profile | str) -> li
 
 
 # --------------------------------------------------------------------------- the plan
+def _size(store: RunStore, dataset: str) -> float:
+    """Interactions x items: what one epoch's cost grows with (sequences through the encoder,
+    each scored against every item)."""
+    st = store.dataset(dataset).stats()
+    return float(st["interactions"]) * float(st["items"])
+
+
 def _cost_table(root: Path) -> dict[tuple[str, str], float]:
     """(dataset, model) -> mean wall seconds per epoch (train + eval) over the stored runs."""
     acc: dict[tuple[str, str], list[float]] = {}
@@ -182,10 +191,30 @@ def _epochs_run(root: Path) -> dict[tuple[str, str], float]:
 
 def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iterable[str]) -> list[dict]:
     """One row per distinct run the notebooks need on the datasets: which notebooks ask for
-    it, whether it is stored, and for a missing run a rough cost in minutes (epochs as the
-    model's stored runs on that dataset took, or the epoch cap, times their seconds per
-    epoch; None when no run of that model on that dataset is stored yet)."""
+    it, whether it is stored, and for a missing run a rough cost in minutes: epochs as the
+    model's stored runs took (else the epoch cap) times their seconds per epoch, on that
+    dataset, else scaled by interactions x items from the closest-sized dataset with a
+    stored run of the model (``cost_scaled_from``); None when the model has no stored run."""
     sec_per_epoch, epochs_run = _cost_table(store.root), _epochs_run(store.root)
+    datasets = list(datasets)
+    sizes = {d: _size(store, d) for d in datasets}
+    for d in {k[0] for k in sec_per_epoch} - set(sizes):
+        try:  # a dataset with stored runs, outside this plan: only a yardstick for costs
+            sizes[d] = _size(store, d)
+        except MealRecError:
+            pass
+
+    def seconds(d: str, model: str) -> tuple[float | None, str]:
+        """Seconds per epoch of ``model`` on ``d``: measured there, else scaled from the
+        closest-sized dataset where it was measured (by interactions x items)."""
+        if (d, model) in sec_per_epoch:
+            return sec_per_epoch[(d, model)], ""
+        known = [k for k in sec_per_epoch if k[1] == model and k[0] in sizes]
+        if not known:
+            return None, ""
+        src = min(known, key=lambda k: abs(np.log(sizes[k[0]] / sizes[d])))
+        return sec_per_epoch[src] * sizes[d] / sizes[src[0]], src[0]
+
     rows: dict[Path, dict] = {}
     for d in datasets:
         prof = get_profile(profile, d)
@@ -197,13 +226,17 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
                         rows[path]["notebooks"].append(nb)
                     continue
                 stored = path.exists()
-                minutes = None
-                if not stored and (d, req.model) in sec_per_epoch:
-                    epochs = req.epochs if req.isolate else min(req.epochs, epochs_run.get((d, req.model), req.epochs))
-                    minutes = epochs * sec_per_epoch[(d, req.model)] / 60
+                minutes, scaled_from = None, ""
+                if not stored:
+                    sec, scaled_from = seconds(d, req.model)
+                    if sec is not None:
+                        seen = [v for (dd, m), v in epochs_run.items() if m == req.model and (dd == d or dd == scaled_from)]
+                        epochs = req.epochs if req.isolate else min(req.epochs, seen[0] if seen else req.epochs)
+                        minutes = epochs * sec / 60
                 setting = path.name.rsplit(f"seed{req.seed}-", 1)[0].rstrip("-")  # defaults dropped, as the store names it
                 rows[path] = {"dataset": d, "model": req.model, "setting": setting, "seed": req.seed,
                               "epochs": req.epochs, "notebooks": [nb], "stored": stored, "est_minutes": minutes,
+                              "cost_scaled_from": scaled_from,
                               "request": req, "path": str(path)}
     return list(rows.values())
 
@@ -241,7 +274,8 @@ def coverage_markdown(rows: list[dict], profile: str, notebooks: Iterable[str], 
              "A page appears in the book once all of its runs are stored for a dataset (Table 2 may appear earlier "
              "with fewer rows, saying which are missing). The cost of a missing run is a rough figure: its model's "
              "stored runs on that dataset (epochs until early stopping, seconds per epoch on the machine that ran them, "
-             "often a loaded 2-core CPU).", "",
+             "often a loaded 2-core CPU), or, where it has none there, its runs on the closest-sized dataset scaled by "
+             "interactions x items.", "",
              "| notebook | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
     for nb in notebooks:
         if nb in NO_RUNS:
