@@ -222,3 +222,15 @@ def test_plan_counts_shards_and_costs(store, tmp_path):
             P.parse_shard(bad)
     with pytest.raises(MealRecError, match="unknown notebook"):
         P.notebook_requests("tables", "synthetic-tiny", prof)
+
+
+def test_training_record_names_plateaus_and_the_cap():
+    def run(best, ran, cap=200):
+        return {"best_epoch": best, "timing": {"epochs_run": ran}, "config": {"train": {"epochs": cap}}}
+
+    assert R.training_record([run(2, 12)], 10)[0] == "plateau"
+    assert R.training_record([run(197, 200)], 10)[0] == "cap"
+    assert R.training_record([run(40, 50)], 10)[0] == "converged"
+    assert R.schedule_caveat({"a": [run(40, 50)]}, 10) == ""
+    text = R.schedule_caveat({"cl4srec": [run(2, 12)], "full": [run(40, 50)]}, 10)
+    assert "cl4srec stopped on an early plateau (best epoch 2, stopped after 12)" in text and "full" not in text

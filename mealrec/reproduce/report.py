@@ -187,6 +187,32 @@ def paper_ranks(models: Iterable[str], metric: str = "ndcg@10") -> dict[str, flo
     return {m: float(np.mean(v)) if v else np.nan for m, v in ranks.items()}
 
 
+def training_record(rs: list[dict], patience: int) -> tuple[str, str]:
+    """What a row's training record says, as (kind, text): ``"cap"`` (cut by the epoch cap while
+    still improving), ``"plateau"`` (early stopping on an early plateau: best epoch <= 3) or
+    ``"converged"``; means over the seeds in ``rs``."""
+    best = float(np.mean([r["best_epoch"] for r in rs]))
+    ran = float(np.mean([r["timing"]["epochs_run"] for r in rs]))
+    cap = max(int(r["config"]["train"]["epochs"]) for r in rs)
+    if ran >= cap and best >= cap - patience:
+        return "cap", f"hit the {cap}-epoch cap while still improving (best epoch {best:.0f})"
+    if best <= 3 and ran < cap:
+        return "plateau", f"stopped on an early plateau (best epoch {best:.0f}, stopped after {ran:.0f})"
+    return "converged", f"converged (best epoch {best:.0f} of {ran:.0f})"
+
+
+def schedule_caveat(runs: dict[str, list[dict]], patience: int) -> str:
+    """A sentence naming the rows whose training stopped on an early plateau or at the epoch
+    cap ('' when none did): differences against them measure the schedule, not the method."""
+    odd = {label: training_record(rs, patience) for label, rs in runs.items()}
+    odd = {label: text for label, (kind, text) in odd.items() if kind != "converged"}
+    if not odd:
+        return ""
+    return (" Caveat: " + "; ".join(f"{label} {text}" for label, text in odd.items())
+            + ", so differences against " + ("it" if len(odd) == 1 else "them")
+            + " reflect the training schedule (early stopping or the epoch cap) more than the method.")
+
+
 def ranking_diagnostics(table: pd.DataFrame, runs: dict[str, list[dict]], profile: Profile,
                         metric: str = "ndcg@10", far: float = 3.0) -> pd.DataFrame:
     """Where each Table 2 row lands here against where the paper puts it, with what the training
@@ -197,16 +223,7 @@ def ranking_diagnostics(table: pd.DataFrame, runs: dict[str, list[dict]], profil
     expected = pd.Series(paper_ranks(table.index, metric)).rank(method="min")
     rows = []
     for m in table.index:
-        rs = runs[m]
-        best = float(np.mean([r["best_epoch"] for r in rs]))
-        ran = float(np.mean([r["timing"]["epochs_run"] for r in rs]))
-        cap = max(int(r["config"]["train"]["epochs"]) for r in rs)
-        if ran >= cap and best >= cap - profile.patience:
-            record = f"hit the {cap}-epoch cap while still improving (best epoch {best:.0f})"
-        elif best <= 3 and ran < cap:
-            record = f"stopped on an early plateau (best epoch {best:.0f}, stopped after {ran:.0f})"
-        else:
-            record = f"converged (best epoch {best:.0f} of {ran:.0f})"
+        record = training_record(runs[m], profile.patience)[1]
         shift = float(ours[m] - expected.get(m, np.nan))
         rows.append({"model": m, "rank here": int(ours[m]), "paper rank": expected.get(m, np.nan), "shift": shift,
                      "far from expected": bool(abs(shift) >= far), "training record": record})
@@ -278,6 +295,7 @@ def ablation(store: RunStore, dataset: str, profile: Profile, backbone: str = "t
             f"{'above' if beats_backbone else 'not above'} the bare backbone, and the lowest variant is {lowest} "
             "(the paper: full > -TCD, -NPD > -TCD-NPD on every dataset except -TCD on Shortvideo-small). "
             "(Rule: 'reproduces' = all three hold; 'partly' = one of the first two holds.)")
+    text += schedule_caveat({k: [r] for k, r in runs.items()}, profile.patience)
     return {"table": table, "verdict": text}
 
 
@@ -417,6 +435,7 @@ def seedrec_vs_mealrec(store: RunStore, dataset: str, profile: Profile, seed: in
     text = (f"On {dataset} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): " + "; ".join(parts) + ". The SeeDRec paper reports +7% to +21% over its backbones "
             "(sampled-999 evaluation, BCE); this table uses full ranking and CE for every row. "
             f"(Significance: paired t-test over test users, p < {ALPHA}.)")
+    text += schedule_caveat(runs, profile.patience)
     return {"table": table, "tests": tests, "verdict": text}
 
 
@@ -452,6 +471,6 @@ def sememe_diffusion_cost(store: RunStore, dataset: str, epochs: int = 1, seed: 
 __all__ = [
     "ABLATION_BACKBONES", "ALPHA", "NOISE_MODELS", "SEEDREC_VARIANTS", "VARIANTS", "VIS_MODELS", "ablation", "alignment",
     "complexity", "dataset_table", "html_text", "noise_robustness", "overall", "provenance", "representations",
-    "save_figure", "seedrec_vs_mealrec", "sememe_diffusion_cost", "sensitivity", "set_style", "table2_models",
-    "tsne_points", "write_sidecar",
+    "save_figure", "schedule_caveat", "seedrec_vs_mealrec", "sememe_diffusion_cost", "sensitivity", "set_style", "table2_models",
+    "training_record", "tsne_points", "write_sidecar",
 ]
