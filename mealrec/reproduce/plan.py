@@ -165,28 +165,22 @@ def _size(store: RunStore, dataset: str) -> float:
     return float(st["interactions"]) * float(st["items"])
 
 
-def _cost_table(root: Path) -> dict[tuple[str, str], float]:
-    """(dataset, model) -> mean wall seconds per epoch (train + eval) over the stored runs."""
-    acc: dict[tuple[str, str], list[float]] = {}
-    for f in root.glob("*/*/*.json"):
-        try:
-            t = json.loads(f.read_text())["timing"]
-            acc.setdefault((f.parts[-3], f.parts[-2]), []).append(t["train_time_per_epoch_s"] + t["eval_time_per_epoch_s"])
-        except (KeyError, ValueError, TypeError):
-            continue
-    return {k: sum(v) / len(v) for k, v in acc.items()}
-
-
-def _epochs_run(root: Path) -> dict[tuple[str, str], float]:
-    acc: dict[tuple[str, str], list[int]] = {}
+def _stored_costs(root: Path) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    """From one pass over the stored results, per (dataset, model): mean wall seconds per epoch
+    (train + eval), and mean epochs run by the runs that are not timing runs (> 5 epochs)."""
+    sec: dict[tuple[str, str], list[float]] = {}
+    ran: dict[tuple[str, str], list[int]] = {}
     for f in root.glob("*/*/*.json"):
         try:
             r = json.loads(f.read_text())
-            if r["config"]["train"]["epochs"] > 5:  # not a timing run
-                acc.setdefault((f.parts[-3], f.parts[-2]), []).append(r["timing"]["epochs_run"])
+            t, key = r["timing"], (f.parts[-3], f.parts[-2])
+            sec.setdefault(key, []).append(t["train_time_per_epoch_s"] + t["eval_time_per_epoch_s"])
+            if r["config"]["train"]["epochs"] > 5:
+                ran.setdefault(key, []).append(t["epochs_run"])
         except (KeyError, ValueError, TypeError):
             continue
-    return {k: sum(v) / len(v) for k, v in acc.items()}
+    mean = lambda acc: {k: sum(v) / len(v) for k, v in acc.items()}  # noqa: E731
+    return mean(sec), mean(ran)
 
 
 def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iterable[str]) -> list[dict]:
@@ -195,25 +189,28 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
     model's stored runs took (else the epoch cap) times their seconds per epoch, on that
     dataset, else scaled by interactions x items from the closest-sized dataset with a
     stored run of the model (``cost_scaled_from``); None when the model has no stored run."""
-    sec_per_epoch, epochs_run = _cost_table(store.root), _epochs_run(store.root)
-    datasets = list(datasets)
-    sizes = {d: _size(store, d) for d in datasets}
-    for d in {k[0] for k in sec_per_epoch} - set(sizes):
-        try:  # a dataset with stored runs, outside this plan: only a yardstick for costs
-            sizes[d] = _size(store, d)
-        except MealRecError:
-            pass
+    sec_per_epoch, epochs_run = _stored_costs(store.root)
+    sizes: dict[str, float | None] = {}
+
+    def size(d: str) -> float | None:
+        """Loaded only when a cost must be scaled; None for a dataset that cannot be loaded here."""
+        if d not in sizes:
+            try:
+                sizes[d] = _size(store, d)
+            except MealRecError:
+                sizes[d] = None
+        return sizes[d]
 
     def seconds(d: str, model: str) -> tuple[float | None, str]:
         """Seconds per epoch of ``model`` on ``d``: measured there, else scaled from the
         closest-sized dataset where it was measured (by interactions x items)."""
         if (d, model) in sec_per_epoch:
             return sec_per_epoch[(d, model)], ""
-        known = [k for k in sec_per_epoch if k[1] == model and k[0] in sizes]
+        known = [k for k in sec_per_epoch if k[1] == model and size(k[0])]
         if not known:
             return None, ""
-        src = min(known, key=lambda k: abs(np.log(sizes[k[0]] / sizes[d])))
-        return sec_per_epoch[src] * sizes[d] / sizes[src[0]], src[0]
+        src = min(known, key=lambda k: abs(np.log(size(k[0]) / size(d))))
+        return sec_per_epoch[src] * size(d) / size(src[0]), src[0]
 
     rows: dict[Path, dict] = {}
     for d in datasets:
@@ -230,8 +227,8 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
                 if not stored:
                     sec, scaled_from = seconds(d, req.model)
                     if sec is not None:
-                        seen = [v for (dd, m), v in epochs_run.items() if m == req.model and (dd == d or dd == scaled_from)]
-                        epochs = req.epochs if req.isolate else min(req.epochs, seen[0] if seen else req.epochs)
+                        seen = epochs_run.get((d, req.model), epochs_run.get((scaled_from, req.model), req.epochs))
+                        epochs = req.epochs if req.isolate else min(req.epochs, seen)
                         minutes = epochs * sec / 60
                 setting = path.name.rsplit(f"seed{req.seed}-", 1)[0].rstrip("-")  # defaults dropped, as the store names it
                 rows[path] = {"dataset": d, "model": req.model, "setting": setting, "seed": req.seed,

@@ -471,6 +471,6 @@ def sememe_diffusion_cost(store: RunStore, dataset: str, epochs: int = 1, seed: 
 __all__ = [
     "ABLATION_BACKBONES", "ALPHA", "NOISE_MODELS", "SEEDREC_VARIANTS", "VARIANTS", "VIS_MODELS", "ablation", "alignment",
     "complexity", "dataset_table", "html_text", "noise_robustness", "overall", "provenance", "representations",
-    "save_figure", "schedule_caveat", "seedrec_vs_mealrec", "sememe_diffusion_cost", "sensitivity", "set_style", "table2_models",
-    "training_record", "tsne_points", "write_sidecar",
+    "save_figure", "schedule_caveat", "seedrec_vs_mealrec", "sememe_diffusion_cost", "sensitivity", "set_style",
+    "table2_models", "training_record", "tsne_points", "write_sidecar",
 ]
