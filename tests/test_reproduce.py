@@ -234,3 +234,25 @@ def test_training_record_names_plateaus_and_the_cap():
     assert R.schedule_caveat({"a": [run(40, 50)]}, 10) == ""
     text = R.schedule_caveat({"cl4srec": [run(2, 12)], "full": [run(40, 50)]}, 10)
     assert "cl4srec stopped on an early plateau (best epoch 2, stopped after 12)" in text and "full" not in text
+
+
+def test_ranking_diagnostics_flag_only_ranks_outside_statistical_ties():
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    base = rng.random(400)
+    per_user = {"tedrec": base, "sasrec": base + rng.normal(0, 0.05, 400), "ssdrec": base + rng.normal(0, 0.05, 400),
+                "mealrec-tedrec": base - 0.002 + rng.normal(0, 0.05, 400), "mmgcn": base + 0.5 + rng.normal(0, 0.01, 400)}
+    runs = {m: [{"per_user_test": {"ndcg@10": a}, "best_epoch": 40, "timing": {"epochs_run": 50},
+                 "config": {"train": {"epochs": 200}}}] for m, a in per_user.items()}
+    table = pd.DataFrame({("ndcg@10", "ours"): {m: float(a.mean()) for m, a in per_user.items()}})
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    diag = R.ranking_diagnostics(table, runs, get_profile("full"))
+    # MMGCN (the paper's last row) lands first, clear of every other row: flagged
+    assert diag.loc["mmgcn", "rank here"] == 1 and diag.loc["mmgcn", "tied ranks"] == "1"
+    assert diag.loc["mmgcn", "far from expected"]
+    # MealRec (the paper's first) ranks below rows it is statistically tied with: its span
+    # reaches its expected rank's neighbourhood, so it is not flagged on the rank alone
+    assert diag.loc["mealrec-tedrec", "tied ranks"].startswith("2-")
+    assert not diag.loc["mealrec-tedrec", "far from expected"]

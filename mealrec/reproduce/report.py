@@ -215,18 +215,28 @@ def schedule_caveat(runs: dict[str, list[dict]], patience: int) -> str:
 
 def ranking_diagnostics(table: pd.DataFrame, runs: dict[str, list[dict]], profile: Profile,
                         metric: str = "ndcg@10", far: float = 3.0) -> pd.DataFrame:
-    """Where each Table 2 row lands here against where the paper puts it, with what the training
-    record says about rows that land far (``far`` or more places) from their expected rank:
-    stopped on an early plateau, cut by the epoch cap while still improving, or neither (then
-    the cause is the features or the method on this data, not the training schedule)."""
+    """Where each Table 2 row lands here against where the paper puts it.
+
+    A rank alone overstates differences between rows whose metrics are within noise, so each
+    row also gets the ranks it shares with the rows it is statistically tied with here
+    (paired t-test over test users on ``metric``, averaged over seeds, p >= ``ALPHA``):
+    ``tied ranks`` spans the best and worst rank among itself and those rows. A row is
+    ``far from expected`` when its expected rank lies ``far`` or more places outside that
+    span. Its training record says whether it stopped on an early plateau, was cut by the
+    epoch cap while still improving, or neither (then the cause is the features or the
+    method on this data, not the training schedule)."""
     ours = table[(metric, "ours")].rank(ascending=False, method="min")
     expected = pd.Series(paper_ranks(table.index, metric)).rank(method="min")
+    per_user = {m: _seed_mean(runs[m], metric) for m in table.index}
     rows = []
     for m in table.index:
-        record = training_record(runs[m], profile.patience)[1]
-        shift = float(ours[m] - expected.get(m, np.nan))
-        rows.append({"model": m, "rank here": int(ours[m]), "paper rank": expected.get(m, np.nan), "shift": shift,
-                     "far from expected": bool(abs(shift) >= far), "training record": record})
+        tied = [o for o in table.index if o == m or paired_ttest(per_user[m], per_user[o])["p"] >= ALPHA]
+        lo, hi = int(min(ours[o] for o in tied)), int(max(ours[o] for o in tied))
+        exp = expected.get(m, np.nan)
+        outside = max(lo - exp, exp - hi, 0.0)  # NaN when the paper has no rank for the row
+        rows.append({"model": m, "rank here": int(ours[m]), "tied ranks": f"{lo}-{hi}" if hi > lo else str(lo),
+                     "paper rank": exp, "shift": float(ours[m] - exp),
+                     "far from expected": bool(outside >= far), "training record": training_record(runs[m], profile.patience)[1]})
     return pd.DataFrame(rows).set_index("model")
 
 
