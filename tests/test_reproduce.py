@@ -191,6 +191,19 @@ def test_profile_thinning_applies_per_dataset_and_is_stated_on_the_page():
     assert page.count("is thinned") == 1 and note in page
     with pytest.raises(MealRecError, match="valid: smoke, quick, full"):
         get_profile("ful", "microlens-big")
+    # synthetic-medium is out of the full profile's defaults but keeps its thinning when named
+    from mealrec.reproduce.runner import default_datasets
+    assert default_datasets("full", "some/data") == ["synthetic-small", "microlens-small", "microlens-big"]
+    assert get_profile("full", "synthetic-medium").lambdas == (0.01, 0.1, 0.9)
+    # Figure 6's backbones are thinned away on microlens-big only: its runs and its page follow
+    from mealrec.reproduce.plan import notebook_requests
+    assert {r.model for r in notebook_requests("ablation", "microlens-big", "full")} == {"tedrec", "mealrec-tedrec"}
+    assert len(notebook_requests("ablation", "synthetic-small", "full")) == 15
+    ablation_page = next(p for p in PAGES if p.notebook == "ablation")
+    page = _page_markdown(ablation_page, "full", ["microlens-big", "synthetic-small"])
+    big_part, small_part = page.split("## synthetic-small")
+    assert "table-tedrec" in big_part and "table-sasrec" not in big_part and "ablation_backbones {tedrec}" in big_part
+    assert "table-sasrec" in small_part and "table-cl4srec" in small_part
 
 
 def test_plan_counts_shards_and_costs(store, tmp_path):

@@ -30,7 +30,7 @@ from .store import RunStore, _tag
 VARIANTS = ("full", "-TCD", "-NPD", "-TCD-NPD")
 SEEDREC_VARIANTS = ("full", "-S2IDM", "-IPE")
 #: What the notebooks run when their MODELS parameter is None.
-ABLATION_BACKBONES = ("tedrec", "sasrec", "cl4srec")
+ABLATION_BACKBONES = Profile.ablation_backbones  # the default; a profile may thin it per dataset
 NOISE_MODELS = ("mealrec-tedrec",)
 VIS_MODELS = ("tedrec", "mealrec-tedrec")
 SEEDREC_BACKBONES = ("sasrec", "cl4srec")
@@ -144,7 +144,7 @@ def notebook_requests(notebook: str, dataset: str, profile: Profile | str) -> li
     if notebook == "complexity":
         return list(complexity_requests(dataset, prof).values())
     if notebook == "ablation":
-        return [r for b in ABLATION_BACKBONES for r in ablation_requests(dataset, prof, b).values()]
+        return [r for b in prof.ablation_backbones for r in ablation_requests(dataset, prof, b).values()]
     if notebook == "sensitivity":
         return list(sensitivity_requests(dataset, prof).values())
     if notebook == "noise":

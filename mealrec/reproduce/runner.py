@@ -226,7 +226,10 @@ def _page_markdown(page: Page, profile: str, datasets: list[str]) -> str:
         note = get_profile(profile).thinning_note(d)
         if note:
             lines += [f"*{note}*", ""]
+        backbones = get_profile(profile, d).ablation_backbones
         for kind, key in page.glue:
+            if page.notebook == "ablation" and key.split("-", 1)[-1] not in backbones and key != "figure":
+                continue  # a backbone the profile leaves out on this dataset (said in the note above)
             if kind == "text":
                 lines += ["**Verdict.**", ""]
             elif key.startswith("table-"):
