@@ -1,6 +1,7 @@
 """Does DiQDiff's item-embedding initialisation explain its place in Table 2? (a diagnostic, not a test)
 
-DiQDiff keeps the reference's N(0, 1) item embeddings (``nn.Embedding``'s default), so its
+The reference's DiQDiff draws its item embeddings N(0, 1) (``nn.Embedding``'s default; this
+library's default is N(0, 0.02^2) since this diagnostic, ``emb_init_std``), so its
 first logits ``<x0_hat, E_j>`` are large and the training cross-entropy starts far above the
 ``ln(n_items)`` of a uniform guess. This script trains DiQDiff for a few epochs with the
 item embeddings redrawn N(0, std^2) for each ``--stds`` value, everything else as the

@@ -13,6 +13,7 @@ from mealrec.config import resolve_run_config
 from mealrec.models import MODELS, build_model
 from mealrec.models import diqdiff as diqdiff_module
 from mealrec.models.diqdiff import DiQDiff, DiQDiffConfig, left_align, respaced_steps
+from mealrec.utils import MealRecError
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,12 @@ def test_docstring_yaml_and_registry(ds, monkeypatch):
     c = run.model_config
     assert (c.hidden_size, c.n_layers, c.n_heads, c.diffusion_steps, c.schedule) == (64, 2, 2, 32, "trunc_lin")
     model = build_model("diqdiff", c, ds)
+    # item embeddings N(0, 0.02^2) by default (a stated departure from the reference's N(0, 1))
+    assert c.emb_init_std == 0.02
+    assert model.item_embedding.weight.std().item() == pytest.approx(0.02, rel=0.2)
+    assert _model(ds, emb_init_std=1.0).item_embedding.weight.std().item() == pytest.approx(1.0, rel=0.2)
+    with pytest.raises(MealRecError, match="emb_init_std"):
+        _model(ds, emb_init_std=0.0)
     # the reference's truncated-linear betas for T = 32
     assert model.diffusion.betas[0].item() == pytest.approx(1000 / 32 * 1e-4 + 0.01, rel=1e-5)
     assert model.diffusion.betas[-1].item() == pytest.approx(1000 / 32 * 0.02 + 0.01, rel=1e-5)
