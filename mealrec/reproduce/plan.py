@@ -30,7 +30,6 @@ from .store import RunStore, _tag
 VARIANTS = ("full", "-TCD", "-NPD", "-TCD-NPD")
 SEEDREC_VARIANTS = ("full", "-S2IDM", "-IPE")
 #: What the notebooks run when their MODELS parameter is None.
-ABLATION_BACKBONES = Profile.ablation_backbones  # the default; a profile may thin it per dataset
 NOISE_MODELS = ("mealrec-tedrec",)
 VIS_MODELS = ("tedrec", "mealrec-tedrec")
 SEEDREC_BACKBONES = ("sasrec", "cl4srec")
@@ -343,7 +342,7 @@ def train_missing(store: RunStore, rows: list[dict], shard: tuple[int, int] = (1
     return done
 
 
-__all__ = ["ABLATION_BACKBONES", "NOISE_MODELS", "RunRequest", "SEEDREC_BACKBONES", "SEEDREC_VARIANTS", "VARIANTS",
+__all__ = ["NOISE_MODELS", "RunRequest", "SEEDREC_BACKBONES", "SEEDREC_VARIANTS", "VARIANTS",
            "VIS_MODELS", "ablation_requests", "complexity_requests", "coverage_markdown", "noise_requests",
            "notebook_requests", "overall_requests", "parse_shard", "plan", "request", "seedrec_requests",
            "sensitivity_requests", "summarise", "table2_models", "train_missing", "write_coverage"]

@@ -20,7 +20,7 @@ from .. import __version__, paper
 from ..data import dataset_spec
 from ..evaluation import METRICS, paired_ttest
 from ..utils import MealRecError, atomic_path, write_json_atomic
-from .plan import (ABLATION_BACKBONES, NOISE_MODELS, SEEDREC_BACKBONES, SEEDREC_VARIANTS, VARIANTS, VIS_MODELS,
+from .plan import (NOISE_MODELS, SEEDREC_BACKBONES, SEEDREC_VARIANTS, VARIANTS, VIS_MODELS,
                    ablation_requests, complexity_requests, noise_requests, overall_requests, request, seedrec_requests,
                    sensitivity_requests, table2_models)
 from .profiles import Profile
@@ -479,7 +479,7 @@ def sememe_diffusion_cost(store: RunStore, dataset: str, epochs: int = 1, seed: 
 
 
 __all__ = [
-    "ABLATION_BACKBONES", "ALPHA", "NOISE_MODELS", "SEEDREC_VARIANTS", "VARIANTS", "VIS_MODELS", "ablation", "alignment",
+    "ALPHA", "NOISE_MODELS", "SEEDREC_VARIANTS", "VARIANTS", "VIS_MODELS", "ablation", "alignment",
     "complexity", "dataset_table", "html_text", "noise_robustness", "overall", "provenance", "representations",
     "save_figure", "schedule_caveat", "seedrec_vs_mealrec", "sememe_diffusion_cost", "sensitivity", "set_style",
     "table2_models", "training_record", "tsne_points", "write_sidecar",
