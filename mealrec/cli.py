@@ -195,8 +195,11 @@ def _plan_or_train(args: argparse.Namespace, datasets: list[str], data_dir: str 
             est += f" (scaled from {r['cost_scaled_from']})" if r["cost_scaled_from"] else ""
             print(f"  missing: {r['model']:18s} {r['dataset']:16s} {r['setting'] or 'default':28s} seed {r['seed']}  {est}  "
                   f"({', '.join(r['notebooks'])})")
-        page = P.write_coverage(rows, args.profile, notebooks, datasets, root)
-        print(f"{len(rows) - len(missing)} of {len(rows)} runs stored; coverage page: {page}")
+        stored = f"{len(rows) - len(missing)} of {len(rows)} runs stored"
+        if args.datasets or args.notebooks:  # the page covers the whole book: a filtered plan would shrink it
+            print(f"{stored}; coverage page not written (run --plan without --datasets/--notebooks to refresh it)")
+        else:
+            print(f"{stored}; coverage page: {P.write_coverage(rows, args.profile, notebooks, datasets, root)}")
         return 0
     done = P.train_missing(store, rows, shard, progress=not args.quiet)
     for r in done:
@@ -257,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--check-browser", action="store_true", help="after the build, open every page in headless Chromium offline")
     r.add_argument("--plan", action="store_true",
                    help="list the training runs the notebooks need, which are stored and a rough cost of the rest; "
-                        "writes the book's coverage page; trains nothing")
+                        "writes the book's coverage page when neither --datasets nor --notebooks is given; trains nothing")
     r.add_argument("--runs-only", action="store_true",
                    help="train the missing runs (no notebooks, no build); with --shard, only this process's share")
     r.add_argument("--shard", metavar="K/N", help="with --runs-only: take every N-th missing run starting at the K-th, "

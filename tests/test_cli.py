@@ -57,3 +57,17 @@ def test_data_stats_synthetic(capsys):
 def test_models_and_datasets_listings(capsys):
     assert main(["models"]) == 0 and "sasrec" in capsys.readouterr().out
     assert main(["datasets"]) == 0 and "microlens-big" in capsys.readouterr().out
+
+
+def test_filtered_plan_leaves_the_coverage_page_alone(tmp_path, monkeypatch, capsys):
+    # The coverage page covers the whole book: a plan for one dataset or notebook must not shrink it.
+    import mealrec.reproduce.runner as runner
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "book").mkdir()
+    monkeypatch.setattr(runner, "repo_root", lambda: tmp_path)
+    page = tmp_path / "book/generated/smoke/coverage.md"
+    assert main(["reproduce", "--profile", "smoke", "--plan", "--notebooks", "noise"]) == 0
+    assert "coverage page not written" in capsys.readouterr().out and not page.exists()
+    assert main(["reproduce", "--profile", "smoke", "--plan"]) == 0
+    assert "coverage page:" in capsys.readouterr().out and "stored / runs needed" in page.read_text()
