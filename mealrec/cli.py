@@ -40,7 +40,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     ds = get_dataset(
         args.dataset, data_dir=args.data_dir, text_encoder=args.text_encoder,
-        visual_noise=args.visual_noise, progress=not args.quiet, features=args.features,
+        visual_noise=args.visual_noise, progress=not args.quiet, features=args.features, max_users=args.max_users,
     )
     out = args.out
     if out is None:
@@ -180,7 +180,7 @@ def _plan_or_train(args: argparse.Namespace, datasets: list[str], data_dir: str 
     shard = P.parse_shard(args.shard)
     root = repo_root()
     store = RunStore(root / "runs" / args.profile, data_dir=data_dir, device=args.device, threads=args.threads,
-                     progress=False)
+                     progress=False, profile=args.profile)
     rows = P.plan(store, args.profile, datasets, notebooks)
     if args.plan:
         print(f"{'notebook':14s} {'dataset':18s} {'stored':>8s}  missing (rough cost)")
@@ -229,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "or $MEALREC_FEATURES when present, else placeholders), placeholder, or a folder holding video/ and/or text/ "
                         "made by `mealrec features`")
     t.add_argument("--visual-noise", type=float, default=0.0, help="std of Gaussian noise added to visual features (Figure 5)")
+    t.add_argument("--max-users", type=int, default=None,
+                   help="train and evaluate on a seeded sample of this many users (default: all)")
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override one setting, e.g. --set model.steps=5 --set model.variant=-TCD --set train.lr=0.01")
     t.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -64,6 +64,7 @@ def run_in_subprocess(
     data_dir: str | None = None,
     device: str = "cpu",
     visual_noise: float = 0.0,
+    max_users: int | None = None,
 ) -> dict:
     """Train in a fresh Python process (so peak memory is that model's alone) and load its result."""
     cmd = [sys.executable, "-m", "mealrec.cli", "train", "--model", model, "--dataset", dataset, "--seed", str(seed),
@@ -74,6 +75,8 @@ def run_in_subprocess(
         cmd += ["--data-dir", str(data_dir)]
     if visual_noise:
         cmd += ["--visual-noise", str(visual_noise)]
+    if max_users is not None:
+        cmd += ["--max-users", str(max_users)]
     for s in sets or []:
         cmd += ["--set", s]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())

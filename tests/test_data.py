@@ -105,3 +105,20 @@ def test_stats_columns():
     s = get_dataset("synthetic-tiny", progress=False).stats()
     assert set(s) == {"dataset", "users", "items", "interactions", "avg_length", "sparsity"}
     assert s["avg_length"] == pytest.approx(s["interactions"] / s["users"])
+
+
+def test_user_sample_is_seeded_renumbered_and_recorded():
+    whole = get_dataset("synthetic-tiny", progress=False)
+    assert get_dataset("synthetic-tiny", progress=False, max_users=None).data_hash == whole.data_hash
+    assert get_dataset("synthetic-tiny", progress=False, max_users=10_000).data_hash == whole.data_hash  # more than there are
+    a = get_dataset("synthetic-tiny", progress=False, max_users=50)
+    b = get_dataset("synthetic-tiny", progress=False, max_users=50)
+    assert a.stats()["users"] == 50 and a.data_hash == b.data_hash != whole.data_hash
+    assert "50 of 200 users" in a.metadata["user_sample"] and "user_sample" not in whole.metadata
+    assert set(a.user_ids) <= set(whole.user_ids)
+    seen = np.unique(np.concatenate(a.seqs))
+    assert seen.tolist() == list(range(1, a.n_items))  # items renumbered over what the sample saw
+    assert len(a.titles) == a.n_items - 1
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(MealRecError, match="max_users must be a positive integer"):
+            get_dataset("synthetic-tiny", progress=False, max_users=bad)

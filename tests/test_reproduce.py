@@ -269,3 +269,23 @@ def test_ranking_diagnostics_flag_only_ranks_outside_statistical_ties():
     # reaches its expected rank's neighbourhood, so it is not flagged on the rank alone
     assert diag.loc["mealrec-tedrec", "tied ranks"].startswith("2-")
     assert not diag.loc["mealrec-tedrec", "far from expected"]
+
+
+def test_quick_profile_samples_microlens_users_and_the_store_follows(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import mealrec.reproduce.profiles as PR
+
+    quick = get_profile("quick")
+    assert get_profile("quick", "microlens-small").max_users == PR.QUICK_USERS == get_profile("quick", "microlens-big").max_users
+    assert get_profile("quick", "synthetic-small").max_users is None and get_profile("full", "microlens-big").max_users is None
+    assert f"a sample of {PR.QUICK_USERS} users instead of all of them" in quick.thinning_note("microlens-small")
+    # a store opened with a profile cuts the datasets that profile samples, in process and in a subprocess
+    monkeypatch.setitem(PR.PROFILES, "smoke", replace(PR.PROFILES["smoke"], thinned={"synthetic-tiny": {"max_users": 60}}))
+    cut = RunStore(tmp_path, progress=False, threads=1, profile="smoke")
+    assert cut.dataset("synthetic-tiny").stats()["users"] == 60
+    assert RunStore(tmp_path, progress=False, profile=None).dataset("synthetic-tiny").stats()["users"] == 200
+    r = cut.run("sasrec", "synthetic-tiny", seed=1, epochs=1, isolate=True)
+    assert r["dataset"]["stats"]["users"] == 60 and r["per_user_test"]["ndcg@10"].shape == (60,)
+    table = R.dataset_table(cut, ["synthetic-tiny"])
+    assert table.loc["synthetic-tiny", "users are"].startswith("a sample: 60 of 200 users")

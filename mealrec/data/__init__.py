@@ -74,6 +74,20 @@ def _source_params(name: str, spec: DatasetSpec) -> Any:
     return build_dataclass(cls, spec.params, f"{CONFIG_ROOT / 'datasets' / name}.yaml [params]")
 
 
+#: Seed of the user sample drawn by ``get_dataset(..., max_users=N)``.
+USER_SAMPLE_SEED = 0
+
+
+def _sample_users(user_seqs: dict[int, list[int]], max_users: int | None) -> tuple[dict[int, list[int]], str]:
+    """``user_seqs`` cut to a seeded sample of ``max_users`` users, and a line saying so ('' when uncut)."""
+    if max_users is None or max_users >= len(user_seqs):
+        return user_seqs, ""
+    users = np.array(sorted(user_seqs), dtype=np.int64)
+    keep = np.sort(np.random.default_rng(USER_SAMPLE_SEED).choice(users, size=max_users, replace=False))
+    return ({int(u): user_seqs[int(u)] for u in keep},
+            f"{max_users} of {len(users)} users (drawn with seed {USER_SAMPLE_SEED} after the k-core filter)")
+
+
 def get_dataset(
     name: str,
     data_dir: str | os.PathLike | None = None,
@@ -81,6 +95,7 @@ def get_dataset(
     visual_noise: float = 0.0,
     progress: bool = True,
     features: str | os.PathLike = "auto",
+    max_users: int | None = None,
 ) -> SequentialDataset:
     """Build dataset ``name`` (see :func:`dataset_names`).
 
@@ -91,11 +106,16 @@ def get_dataset(
     placeholders; a directory; or ``"placeholder"``); see :mod:`mealrec.data.extracted`.
     Synthetic datasets always use their planted features. The metadata's
     ``visual_features`` and the features' ``info`` say which were used.
+    ``max_users``: keep a sample of this many users (drawn with a fixed seed after the
+    k-core filter; items then renumbered over what they saw), the `quick` profile's first
+    look at MicroLens; the metadata's ``user_sample`` records it. None keeps every user.
     """
     spec = dataset_spec(name)
     params = _source_params(name, spec)
     if visual_noise < 0:
         raise MealRecError(f"visual_noise must be >= 0, got {visual_noise}")
+    if max_users is not None and (isinstance(max_users, bool) or not isinstance(max_users, int) or max_users < 1):
+        raise MealRecError(f"max_users must be a positive integer or None, got {max_users!r}")
     sources = extracted.ExtractedSources()
     if spec.source == "synthetic":
         if not (isinstance(features, str) and features in extracted.MODES):
@@ -103,6 +123,7 @@ def get_dataset(
                                f"datasets only (got {str(features)!r}; use one of {extracted.MODES})")
         world = synthetic.generate(params)
         user_seqs = k_core(world.user_seqs, params.k_core) if params.k_core > 1 else world.user_seqs
+        user_seqs, sample = _sample_users(user_seqs, max_users)
         seqs, user_ids, item_ids = remap(user_seqs)
         titles = [world.titles[i - 1] for i in item_ids]
         meta = {
@@ -122,6 +143,7 @@ def get_dataset(
         user_seqs = k_core(pairs, params.k_core)
         if not user_seqs:
             raise MealRecError(f"{name}: no user survives {params.k_core}-core filtering")
+        user_seqs, sample = _sample_users(user_seqs, max_users)
         seqs, user_ids, item_ids = remap(user_seqs)
         raw_titles = microlens.read_titles(folder / microlens.TITLES)
         titles, missing = microlens.titles_for(item_ids, raw_titles, str(folder / microlens.TITLES))
@@ -143,6 +165,8 @@ def get_dataset(
             return frames, glob
 
     meta.update({"paper_name": spec.paper_name, "description": spec.description})
+    if sample:
+        meta["user_sample"] = sample
 
     def build_features(ds: SequentialDataset) -> ItemFeatures:
         frames, glob = visual(ds)

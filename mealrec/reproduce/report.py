@@ -112,6 +112,8 @@ def dataset_table(store: RunStore, names: Iterable[str]) -> pd.DataFrame:
             row[f"{k} (paper)"] = ref.get(k, np.nan)
         row.update({"interactions are": meta["interactions"], "titles are": meta["titles"],
                     "visual features are": meta["visual_features"]})
+        if meta.get("user_sample"):  # a profile cut the dataset (the `quick` profile on MicroLens)
+            row["users are"] = "a sample: " + meta["user_sample"]
         rows.append(row)
     return pd.DataFrame(rows).set_index("dataset")
 

@@ -191,7 +191,7 @@ def run_notebooks(datasets: Iterable[str], profile: str = "quick", notebooks: It
         if nb not in NOTEBOOKS:
             raise MealRecError(f"unknown notebook {nb!r}; valid: {', '.join(NOTEBOOKS)}")
     datasets = list(datasets)
-    store = RunStore(root / "runs" / profile, data_dir=data_dir, progress=False)
+    store = RunStore(root / "runs" / profile, data_dir=data_dir, progress=False, profile=profile)
     data_hashes = {d: store.dataset(d).data_hash for d in datasets}  # fails early, naming the dataset
     lib_hash = library_source_hash()
     done = []

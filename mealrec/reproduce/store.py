@@ -30,6 +30,7 @@ from ..experiments import run_config, run_in_subprocess
 from ..models import get_model_class
 from ..trainer import load_result, train
 from ..utils import sha256_arrays, write_json_atomic
+from .profiles import get_profile
 
 PACKAGE = Path(__file__).resolve().parent.parent
 #: Library files every run depends on, besides the model's own modules.
@@ -144,9 +145,12 @@ class RunStore:
     """
 
     def __init__(self, root: str | Path, data_dir: str | None = None, device: str = "cpu",
-                 threads: int = 0, progress: bool = True):
+                 threads: int = 0, progress: bool = True, profile: str | None = None):
         self.root = Path(root)
         self.data_dir = data_dir
+        #: Name of the profile whose datasets this store opens: a profile may cut a dataset to a
+        #: sample of users (``Profile.max_users``, the `quick` profile on MicroLens). None: whole datasets.
+        self.profile = profile
         self.device = device
         self.threads = threads
         self.progress = progress
@@ -156,8 +160,13 @@ class RunStore:
     def dataset(self, name: str, visual_noise: float = 0.0):
         key = (name, float(visual_noise))
         if key not in self._datasets:
-            self._datasets[key] = get_dataset(name, data_dir=self.data_dir, visual_noise=visual_noise, progress=self.progress)
+            self._datasets[key] = get_dataset(name, data_dir=self.data_dir, visual_noise=visual_noise,
+                                              progress=self.progress, max_users=self.max_users(name))
         return self._datasets[key]
+
+    def max_users(self, name: str) -> int | None:
+        """The user sample the store's profile cuts dataset ``name`` to (None: every user)."""
+        return get_profile(self.profile, name).max_users if self.profile else None
 
     def dataset_identity(self, name: str, visual_noise: float = 0.0) -> dict[str, Any]:
         key = (name, float(visual_noise))
@@ -207,7 +216,8 @@ class RunStore:
             sets = [f"model.{k}={json.dumps(v)}" for k, v in overrides.items()]
             sets += [f"train.{k}={json.dumps(v)}" for k, v in (("patience", run.train.patience), ("num_threads", run.train.num_threads))]
             run_in_subprocess(model, dataset, path, seed=seed, epochs=epochs, sets=sets,
-                              data_dir=self.data_dir, device=self.device, visual_noise=visual_noise)
+                              data_dir=self.data_dir, device=self.device, visual_noise=visual_noise,
+                              max_users=self.max_users(dataset))
         else:
             train(run, self.dataset(dataset, visual_noise), out=path, progress=self.progress)
         res = load_result(path)
