@@ -1,7 +1,8 @@
 """Profiles: how much work one reproduction run does.
 
 ``smoke`` checks that every notebook runs end to end (CI: a few seconds per notebook),
-``quick`` gives a first look in minutes to an hour on 2 cores, ``full`` follows the
+``quick`` gives a first look in minutes on 2 cores (3 epochs per run; on MicroLens a
+seeded sample of users, ``max_users``), ``full`` follows the
 paper's protocol (up to 200 epochs with early stopping, patience 10) and is what the
 committed book shows. Every notebook reads the same profile object, so a profile
 changes all tables and figures together.
@@ -55,7 +56,7 @@ class Profile:
 
 
 #: Users the `quick` profile samples from each MicroLens dataset.
-QUICK_USERS = 1000
+QUICK_USERS = 500
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
