@@ -289,3 +289,26 @@ def test_quick_profile_samples_microlens_users_and_the_store_follows(tmp_path, m
     assert r["dataset"]["stats"]["users"] == 60 and r["per_user_test"]["ndcg@10"].shape == (60,)
     table = R.dataset_table(cut, ["synthetic-tiny"])
     assert table.loc["synthetic-tiny", "users are"].startswith("a sample: 60 of 200 users")
+
+
+def test_pages_name_the_datasets_they_do_not_show_yet(tmp_path):
+    """A page lists, from the coverage file, the datasets whose runs are not all stored, with the counts."""
+    from mealrec.reproduce.runner import write_book_pages
+
+    gen = tmp_path / "book/generated/smoke"
+    (gen / "overall").mkdir(parents=True)
+    (gen / "overall/synthetic-tiny.ipynb").write_text("{}")
+    rows = [{"notebooks": ["overall"], "dataset": d, "stored": s, "est_minutes": m}
+            for d, s, m in [("synthetic-tiny", True, None), ("synthetic-small", True, None),
+                            ("synthetic-small", False, 90.0), ("synthetic-small", False, None)]]
+    P.write_coverage(rows, "smoke", ["overall"], ["synthetic-tiny", "synthetic-small"], tmp_path)
+    write_book_pages("smoke", root=tmp_path)
+    page = (gen / "table2.md").read_text()
+    assert "**Not shown yet:** synthetic-small (1 of 3 runs stored, ~1.5 h of training missing)" in page
+    assert "## synthetic-tiny" in page and "## synthetic-small" not in page and "{doc}`coverage`" in page
+    (gen / "overall/synthetic-small.ipynb").write_text("{}")  # rendered: no longer pending
+    write_book_pages("smoke", root=tmp_path)
+    assert "Not shown yet" not in (gen / "table2.md").read_text()
+    (gen / "coverage.json").write_text("[1, 2]")
+    with pytest.raises(MealRecError, match="coverage.json is not a coverage file"):
+        write_book_pages("smoke", root=tmp_path)

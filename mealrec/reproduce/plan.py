@@ -305,10 +305,19 @@ def coverage_markdown(rows: list[dict], profile: str, notebooks: Iterable[str], 
 
 def write_coverage(rows: list[dict], profile: str, notebooks: Iterable[str], datasets: Iterable[str],
                    root: Path) -> Path:
+    """Write the coverage page and, beside it, ``coverage.json`` (per notebook x dataset: runs
+    stored, needed, rough hours missing), which the table and figure pages read to say which
+    datasets they do not show yet."""
+    notebooks, datasets = list(notebooks), list(datasets)
     path = Path(root) / "book" / "generated" / profile / "coverage.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(coverage_markdown(rows, profile, notebooks, datasets), encoding="utf-8")
+    cells = [{k: s[k] for k in ("notebook", "dataset", "stored", "needed", "est_hours", "unknown_cost")}
+             for s in summarise(rows) if s["dataset"] in datasets and s["notebook"] in notebooks]
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps({"profile": profile, "datasets": datasets, "cells": cells}, indent=1) + "\n",
+                       encoding="utf-8")
     return path
 
 

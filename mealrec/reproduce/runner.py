@@ -216,10 +216,27 @@ def run_notebooks(datasets: Iterable[str], profile: str = "quick", notebooks: It
 
 
 # --------------------------------------------------------------------------- book
-def _page_markdown(page: Page, profile: str, datasets: list[str]) -> str:
+def _pending_line(pending: list[dict]) -> list[str]:
+    """The sentence naming the datasets a page does not show yet, from the coverage cells."""
+    if not pending:
+        return []
+    parts = []
+    for c in pending:
+        if c["stored"] >= c["needed"]:
+            parts.append(f"{c['dataset']} (all {c['needed']} runs stored; its notebook is not executed yet)")
+            continue
+        cost = f", ~{c['est_hours']:.1f} h of training missing" if c.get("est_hours") else ""
+        parts.append(f"{c['dataset']} ({c['stored']} of {c['needed']} runs stored{cost})")
+    return [f"**Not shown yet:** {'; '.join(parts)}. A dataset's section appears once all of its runs are in "
+            "the run store, so that no number here is trained while the page renders; "
+            "{doc}`coverage` lists what is missing and how to train it.", ""]
+
+
+def _page_markdown(page: Page, profile: str, datasets: list[str], pending: list[dict] | None = None) -> str:
     lines = [f"# {page.title}", "", f"*Protocol.* {page.caption}", "",
              f"Profile `{profile}` ({_profile_line(profile)}). Each dataset's notebook (linked below) "
-             "holds the code, every number and the provenance (library version, commit, seeds, data hash).", ""]
+             "holds the code, every number and the provenance (library version, commit, seeds, data hash).", "",
+             *_pending_line(pending or [])]
     for d in datasets:
         doc = f"{page.notebook}/{d}.ipynb"
         lines += [f"## {d}", ""]
@@ -244,19 +261,35 @@ def _profile_line(profile: str) -> str:
     return f"at most {p.epochs} epochs, patience {p.patience}, seeds {', '.join(map(str, p.seeds))}"
 
 
+def _coverage_cells(gen: Path) -> list[dict]:
+    """The per notebook x dataset run counts ``mealrec reproduce --plan`` last wrote (none if it never ran)."""
+    path = gen / "coverage.json"
+    if not (path.exists() and (gen / "coverage.md").exists()):
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        order = {d: i for i, d in enumerate(data["datasets"])}
+        return sorted(data["cells"], key=lambda c: order.get(c["dataset"], len(order)))
+    except (ValueError, KeyError, TypeError) as e:
+        raise MealRecError(f"{path} is not a coverage file written by `mealrec reproduce --plan` ({e}); "
+                           "delete it or rerun `mealrec reproduce --plan`") from None
+
+
 def write_book_pages(profile: str, root: Path | None = None) -> Path:
     """Write the profile's table/figure pages and its table of contents; returns the toc path."""
     import yaml
 
     root = Path(root) if root is not None else repo_root()
     gen = root / "book" / "generated" / profile
+    coverage = _coverage_cells(gen)
     chapters = []
     for page in PAGES:
         datasets = sorted(p.stem for p in (gen / page.notebook).glob("*.ipynb") if not p.name.startswith("."))
         if not datasets:
             continue
+        pending = [c for c in coverage if c["notebook"] == page.notebook and c["dataset"] not in datasets]
         with atomic_path(gen / f"{page.slug}.md") as tmp:
-            tmp.write_text(_page_markdown(page, profile, datasets), encoding="utf-8")
+            tmp.write_text(_page_markdown(page, profile, datasets, pending), encoding="utf-8")
         chapters.append({"file": f"generated/{profile}/{page.slug}",
                          "sections": [{"file": f"generated/{profile}/{page.notebook}/{d}"} for d in datasets]})
     if (gen / "coverage.md").exists():  # written by `mealrec reproduce --plan`
