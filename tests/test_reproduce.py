@@ -185,10 +185,18 @@ def test_profile_thinning_applies_per_dataset_and_is_stated_on_the_page():
     assert get_profile("full", "synthetic-small").lambdas == (0.01, 0.1, 0.9)
     assert get_profile("full", "synthetic-tiny").lambdas == full.lambdas and full.thinning_note("synthetic-tiny") == ""
     assert "lambdas {0.01, 0.1, 0.9} instead of" in full.thinning_note("synthetic-small")
+    # a page names only the thinning its notebook is affected by
+    assert "lambdas" in full.thinning_note("synthetic-small", "sensitivity")
+    assert full.thinning_note("synthetic-small", "overall") == ""
+    assert "epochs 10" in full.thinning_note("microlens-big", "overall") and "lambdas" not in full.thinning_note("microlens-big", "overall")
+    assert "epochs" not in full.thinning_note("microlens-big", "complexity")
+    from mealrec.reproduce.profiles import NOTEBOOK_FIELDS
+    from mealrec.reproduce.runner import NOTEBOOKS as ALL_NOTEBOOKS
+    assert set(NOTEBOOK_FIELDS) == set(ALL_NOTEBOOKS)
     note = full.thinning_note("microlens-big")
     assert f"epochs {big.epochs} instead of {full.epochs}" in note
     page = _page_markdown(PAGES[1], "full", ["microlens-big", "synthetic-tiny"])
-    assert page.count("is thinned") == 1 and note in page
+    assert page.count("is thinned") == 1 and full.thinning_note("microlens-big", PAGES[1].notebook) in page
     with pytest.raises(MealRecError, match="valid: smoke, quick, full"):
         get_profile("ful", "microlens-big")
     # synthetic-medium is out of the full profile's defaults but keeps its thinning when named
@@ -312,3 +320,56 @@ def test_pages_name_the_datasets_they_do_not_show_yet(tmp_path):
     (gen / "coverage.json").write_text("[1, 2]")
     with pytest.raises(MealRecError, match="coverage.json is not a coverage file"):
         write_book_pages("smoke", root=tmp_path)
+
+
+def test_a_run_that_stops_on_an_early_plateau_is_retried_with_the_longer_patience(tmp_path, monkeypatch):
+    """The full profile retrains a plateau-stopped run with patience 30; the plan counts the retry,
+    the request returns it, and the pages say which rows got it."""
+    from mealrec.reproduce.profiles import stopped_on_plateau
+
+    def result(best, ran, patience=10, cap=200):
+        return {"best_epoch": best, "timing": {"epochs_run": ran}, "config": {"train": {"epochs": cap, "patience": patience}}}
+
+    assert stopped_on_plateau(result(2, 12)) and not stopped_on_plateau(result(40, 50))
+    assert not stopped_on_plateau(result(3, 3, cap=3))  # a 3-epoch timing run did not stop early
+    full = get_profile("full")
+    req = P.request("cl4srec", "synthetic-tiny", full)
+    assert req.plateau_patience == 30 and req.retry(result(40, 50)) is None
+    retry = req.retry(result(2, 12))
+    assert retry.patience == 30 and retry.plateau_patience is None and retry.retry(result(2, 32, 30)) is None
+    assert P.request("cl4srec", "synthetic-tiny", get_profile("smoke")).retry(result(1, 2, 1)) is None  # smoke: never
+    # RunRequest.run hands back the retry when the first run stalled
+    asked = []
+
+    class FakeStore:
+        def run(self, model, dataset, **kw):
+            asked.append(kw["patience"])
+            return result(2, 12) if kw["patience"] == 10 else result(90, 120, 30)
+
+    assert req.run(FakeStore())["best_epoch"] == 90 and asked == [10, 30]
+    # The plan lists the retry once the stalled run is stored, named by its patience
+    store = RunStore(tmp_path / "runs", progress=False, threads=1)
+    tiny = full.for_dataset("synthetic-tiny")
+    monkeypatch.setattr(P, "notebook_requests", lambda nb, d, prof: [P.request("sasrec", d, tiny)])
+    first = P.request("sasrec", "synthetic-tiny", tiny).path(store)
+    first.parent.mkdir(parents=True)
+    first.write_text(json.dumps(result(2, 12)))
+    rows = P.plan(store, "full", ["synthetic-tiny"], ["overall"])
+    assert [r["stored"] for r in rows] == [True, False] and rows[1]["setting"] == "patience=30"
+    # Pages: the protocol line states the rule; the verdict names the retried row
+    from mealrec.reproduce.runner import _profile_line
+    assert "30 for a run that stopped on an early plateau at patience 10" in _profile_line("full")
+    text = R.schedule_caveat({"cl4srec": [result(104, 134, 30)], "full": [result(40, 50)]}, 10)
+    assert "cl4srec was trained with patience 30 instead of 10" in text and "Caveat" not in text
+    assert "patience 30 after an early plateau at 10" in R.training_record([result(104, 134, 30)], 10)[1]
+
+
+def test_improvement_frame_prints_small_p_values_and_the_verdict_counts_significant_losses(store):
+    frame = R.improvement_frame({"ndcg@10": {"best_baseline": "sasrec", "rel_imp_pct": -4.2, "p": 4.9e-7,
+                                             "significant": False, "significantly worse": True,
+                                             "paper_rel_imp_pct": 6.9}})
+    assert frame.loc["ndcg@10", "p"] == "4.9e-07" and frame.loc["ndcg@10", "rel_imp_pct"] == "-4.20"
+    res = R.overall(store, "synthetic-tiny", get_profile("smoke"), models=["sasrec", "mealrec-sasrec"], ours="mealrec-sasrec")
+    worse = sum(v["significantly worse"] for v in res["improvement"].values())
+    assert (f"significantly worse on {worse}" in res["verdict"]) == (worse > 0)
+    assert not any(v["significant"] and v["significantly worse"] for v in res["improvement"].values())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -23,7 +23,7 @@ import numpy as np
 from ..models import MODELS, get_model_class
 from .. import paper
 from ..utils import MealRecError, atomic_path
-from .profiles import Profile, get_profile
+from .profiles import Profile, get_profile, stopped_on_plateau
 from .store import RunStore, _tag
 
 #: MealRec's variants (Figures 3 and 6) and SeeDRec's (its Section 4.3).
@@ -49,14 +49,25 @@ class RunRequest:
     overrides: tuple[tuple[str, Any], ...] = ()
     visual_noise: float = 0.0
     isolate: bool = False  # trained in its own process (Table 3's timing runs)
+    plateau_patience: int | None = None  # see Profile.plateau_patience
 
     def kwargs(self) -> dict[str, Any]:
         return {"seed": self.seed, "epochs": self.epochs, "patience": self.patience, "overrides": dict(self.overrides),
                 "visual_noise": self.visual_noise, "isolate": self.isolate}
 
     def run(self, store: RunStore) -> dict:
-        """The stored result, trained first when it is missing."""
-        return store.run(self.model, self.dataset, **self.kwargs())
+        """The stored result, trained first when it is missing; when it stopped on an early
+        plateau and the profile says so, the result of the retry with the longer patience."""
+        res = store.run(self.model, self.dataset, **self.kwargs())
+        retry = self.retry(res)
+        return retry.run(store) if retry is not None else res
+
+    def retry(self, result: dict) -> "RunRequest | None":
+        """The request to train instead of one whose ``result`` stopped on an early plateau
+        (None when it did not, or when the profile sets no plateau patience)."""
+        if self.plateau_patience is None or self.plateau_patience <= self.patience or not stopped_on_plateau(result):
+            return None
+        return replace(self, patience=self.plateau_patience, plateau_patience=None)
 
     def path(self, store: RunStore) -> Path:
         kw = self.kwargs()
@@ -73,7 +84,8 @@ def request(model: str, dataset: str, profile: Profile, seed: int | None = None,
             visual_noise: float = 0.0) -> RunRequest:
     """One run at the profile's epochs and patience (``seed`` None: the profile's first seed)."""
     return RunRequest(model, dataset, profile.seeds[0] if seed is None else seed, profile.epochs, profile.patience,
-                      tuple(sorted((overrides or {}).items())), float(visual_noise))
+                      tuple(sorted((overrides or {}).items())), float(visual_noise),
+                      plateau_patience=profile.plateau_patience)
 
 
 def table2_models(models: Iterable[str] | None = None) -> list[str]:
@@ -173,9 +185,11 @@ def _stored_costs(root: Path) -> tuple[dict[tuple[str, str], float], dict[tuple[
         try:
             r = json.loads(f.read_text())
             t, key = r["timing"], (f.parts[-3], f.parts[-2])
-            sec.setdefault(key, []).append(t["train_time_per_epoch_s"] + t["eval_time_per_epoch_s"])
-            if r["config"]["train"]["epochs"] > 5:
-                ran.setdefault(key, []).append(t["epochs_run"])
+            seconds, long_run = t["train_time_per_epoch_s"] + t["eval_time_per_epoch_s"], r["config"]["train"]["epochs"] > 5
+            epochs_run = t["epochs_run"]  # read everything before recording anything
+            sec.setdefault(key, []).append(seconds)
+            if long_run:
+                ran.setdefault(key, []).append(epochs_run)
         except (KeyError, ValueError, TypeError):
             continue
     mean = lambda acc: {k: sum(v) / len(v) for k, v in acc.items()}  # noqa: E731
@@ -212,10 +226,21 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
         return sec_per_epoch[src] * size(d) / size(src[0]), src[0]
 
     rows: dict[Path, dict] = {}
+
+    def with_retries(reqs: list[RunRequest]):
+        """Each request, followed by its plateau retry when its stored run needs one."""
+        for req in reqs:
+            yield req
+            path = req.path(store)
+            if req.plateau_patience is not None and path.exists():
+                retry = req.retry(json.loads(path.read_text()))
+                if retry is not None:
+                    yield retry
+
     for d in datasets:
         prof = get_profile(profile, d)
         for nb in notebooks:
-            for req in notebook_requests(nb, d, prof):
+            for req in with_retries(notebook_requests(nb, d, prof)):
                 path = req.path(store)
                 if path in rows:
                     if nb not in rows[path]["notebooks"]:
@@ -230,6 +255,8 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
                         epochs = req.epochs if req.isolate else min(req.epochs, seen)
                         minutes = epochs * sec / 60
                 setting = path.name.rsplit(f"seed{req.seed}-", 1)[0].rstrip("-")  # defaults dropped, as the store names it
+                if not req.isolate and req.patience != prof.patience:  # a plateau retry (same file stem)
+                    setting = (setting + " " if setting else "") + f"patience={req.patience}"
                 rows[path] = {"dataset": d, "model": req.model, "setting": setting, "seed": req.seed,
                               "epochs": req.epochs, "notebooks": [nb], "stored": stored, "est_minutes": minutes,
                               "cost_scaled_from": scaled_from,

@@ -23,7 +23,7 @@ from ..utils import MealRecError, atomic_path, write_json_atomic
 from .plan import (NOISE_MODELS, SEEDREC_BACKBONES, SEEDREC_VARIANTS, VARIANTS, VIS_MODELS,
                    ablation_requests, complexity_requests, noise_requests, overall_requests, request, seedrec_requests,
                    sensitivity_requests, table2_models)
-from .profiles import Profile
+from .profiles import PLATEAU_BEST_EPOCH, Profile
 from .store import RunStore
 
 ALPHA = 0.01  # significance level of the paper's paired t-tests
@@ -155,15 +155,18 @@ def overall(store: RunStore, dataset: str, profile: Profile, models: Iterable[st
             t = paired_ttest(a, b)
             improvement[k] = {"best_baseline": best, "rel_imp_pct": 100 * (t["mean_a"] / t["mean_b"] - 1) if t["mean_b"] else np.nan,
                               "p": t["p"], "significant": bool(t["p"] < ALPHA and t["mean_a"] > t["mean_b"]),
+                              "significantly worse": bool(t["p"] < ALPHA and t["mean_a"] < t["mean_b"]),
                               "paper_rel_imp_pct": paper.TABLE2_REL_IMP.get(dataset, {}).get(k, np.nan)}
             tests[k] = t
         out["improvement"] = improvement
         wins = sum(v["rel_imp_pct"] > 0 for v in improvement.values())
         sig = sum(v["significant"] for v in improvement.values())
+        worse = sum(v["significantly worse"] for v in improvement.values())
         verdict = "reproduces" if sig == 4 else ("partly reproduces" if wins > 0 else "does not reproduce")
         out["verdict"] = (
-            f"{verdict}: {ours} beats the best baseline on {wins} of 4 metrics here, {sig} of them significantly "
-            f"(paired t-test over {len(a):,} test users, p < {ALPHA}); relative improvement "
+            f"{verdict}: {ours} beats the best baseline on {wins} of 4 metrics here, {sig} of them significantly"
+            + (f", and is significantly worse on {worse}" if worse else "")
+            + f" (paired t-test over {len(a):,} test users, p < {ALPHA}); relative improvement "
             + ", ".join(f"{METRIC_LABELS[k]} {v['rel_imp_pct']:+.1f}% vs {v['best_baseline']}" for k, v in improvement.items())
             + (". The paper reports " + ", ".join(f"{METRIC_LABELS[k]} {v['paper_rel_imp_pct']:+.2f}%" for k, v in improvement.items())
                + " over its best baseline." if dataset in paper.TABLE2_REL_IMP else ". The paper has no row for this dataset.")
@@ -175,6 +178,16 @@ def overall(store: RunStore, dataset: str, profile: Profile, models: Iterable[st
                                "above is the best of the rows shown, so the verdict is provisional.")
         out["left_out"] = left_out
     return out
+
+
+def improvement_frame(improvement: dict) -> pd.DataFrame:
+    """Table 2's last row as a table to show: one row per metric, p-values in scientific
+    notation (a fixed 4-decimal display prints p = 4.9e-07 as 0.0000)."""
+    frame = pd.DataFrame(improvement).T
+    frame["p"] = [f"{p:.2g}" for p in frame["p"]]
+    for col in ("rel_imp_pct", "paper_rel_imp_pct"):
+        frame[col] = [f"{v:+.2f}" if v == v else "–" for v in frame[col].astype(float)]
+    return frame
 
 
 def paper_ranks(models: Iterable[str], metric: str = "ndcg@10") -> dict[str, float]:
@@ -189,6 +202,11 @@ def paper_ranks(models: Iterable[str], metric: str = "ndcg@10") -> dict[str, flo
     return {m: float(np.mean(v)) if v else np.nan for m, v in ranks.items()}
 
 
+def _patience(result: dict, default: int) -> int:
+    """The patience a stored run was trained with."""
+    return int(result["config"]["train"].get("patience", default))
+
+
 def training_record(rs: list[dict], patience: int) -> tuple[str, str]:
     """What a row's training record says, as (kind, text): ``"cap"`` (cut by the epoch cap while
     still improving), ``"plateau"`` (early stopping on an early plateau: best epoch <= 3) or
@@ -196,11 +214,13 @@ def training_record(rs: list[dict], patience: int) -> tuple[str, str]:
     best = float(np.mean([r["best_epoch"] for r in rs]))
     ran = float(np.mean([r["timing"]["epochs_run"] for r in rs]))
     cap = max(int(r["config"]["train"]["epochs"]) for r in rs)
+    used = sorted({_patience(r, patience) for r in rs} - {patience})
+    retried = f", patience {'/'.join(map(str, used))} after an early plateau at {patience}" if used else ""
     if ran >= cap and best >= cap - patience:
-        return "cap", f"hit the {cap}-epoch cap while still improving (best epoch {best:.0f})"
-    if best <= 3 and ran < cap:
-        return "plateau", f"stopped on an early plateau (best epoch {best:.0f}, stopped after {ran:.0f})"
-    return "converged", f"converged (best epoch {best:.0f} of {ran:.0f})"
+        return "cap", f"hit the {cap}-epoch cap while still improving (best epoch {best:.0f}{retried})"
+    if best <= PLATEAU_BEST_EPOCH and ran < cap:
+        return "plateau", f"stopped on an early plateau (best epoch {best:.0f}, stopped after {ran:.0f}{retried})"
+    return "converged", f"converged (best epoch {best:.0f} of {ran:.0f}{retried})"
 
 
 def schedule_caveat(runs: dict[str, list[dict]], patience: int) -> str:
@@ -208,11 +228,19 @@ def schedule_caveat(runs: dict[str, list[dict]], patience: int) -> str:
     cap ('' when none did): differences against them measure the schedule, not the method."""
     odd = {label: training_record(rs, patience) for label, rs in runs.items()}
     odd = {label: text for label, (kind, text) in odd.items() if kind != "converged"}
-    if not odd:
-        return ""
-    return (" Caveat: " + "; ".join(f"{label} {text}" for label, text in odd.items())
-            + ", so differences against " + ("it" if len(odd) == 1 else "them")
-            + " reflect the training schedule (early stopping or the epoch cap) more than the method.")
+    retried = sorted({_patience(r, patience) for rs in runs.values() for r in rs} - {patience})
+    text = ""
+    if retried:
+        labels = [label for label, rs in runs.items() if any(_patience(r, patience) != patience for r in rs)]
+        text += (f" Note: {', '.join(labels)} {'was' if len(labels) == 1 else 'were'} trained with patience "
+                 f"{'/'.join(map(str, retried))} instead of {patience}: at patience {patience} "
+                 f"{'it' if len(labels) == 1 else 'each'} stopped on an early plateau (best epoch <= {PLATEAU_BEST_EPOCH}), "
+                 "so the profile trained it again with the longer patience (a favour to that row only).")
+    if odd:
+        text += (" Caveat: " + "; ".join(f"{label} {why}" for label, why in odd.items())
+                 + ", so differences against " + ("it" if len(odd) == 1 else "them")
+                 + " reflect the training schedule (early stopping or the epoch cap) more than the method.")
+    return text
 
 
 def ranking_diagnostics(table: pd.DataFrame, runs: dict[str, list[dict]], profile: Profile,
@@ -482,7 +510,7 @@ def sememe_diffusion_cost(store: RunStore, dataset: str, epochs: int = 1, seed: 
 
 __all__ = [
     "ALPHA", "NOISE_MODELS", "SEEDREC_VARIANTS", "VARIANTS", "VIS_MODELS", "ablation", "alignment",
-    "complexity", "dataset_table", "html_text", "noise_robustness", "overall", "provenance", "representations",
+    "complexity", "dataset_table", "html_text", "improvement_frame", "noise_robustness", "overall", "provenance", "representations",
     "save_figure", "schedule_caveat", "seedrec_vs_mealrec", "sememe_diffusion_cost", "sensitivity", "set_style",
     "table2_models", "training_record", "tsne_points", "write_sidecar",
 ]

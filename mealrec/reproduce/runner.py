@@ -240,7 +240,7 @@ def _page_markdown(page: Page, profile: str, datasets: list[str], pending: list[
     for d in datasets:
         doc = f"{page.notebook}/{d}.ipynb"
         lines += [f"## {d}", ""]
-        note = get_profile(profile).thinning_note(d)
+        note = get_profile(profile).thinning_note(d, page.notebook)
         if note:
             lines += [f"*{note}*", ""]
         backbones = get_profile(profile, d).ablation_backbones
@@ -258,7 +258,9 @@ def _page_markdown(page: Page, profile: str, datasets: list[str], pending: list[
 
 def _profile_line(profile: str) -> str:
     p = get_profile(profile)
-    return f"at most {p.epochs} epochs, patience {p.patience}, seeds {', '.join(map(str, p.seeds))}"
+    retry = (f" ({p.plateau_patience} for a run that stopped on an early plateau at patience {p.patience}: "
+             f"it is trained again, and its row says so)") if p.plateau_patience else ""
+    return f"at most {p.epochs} epochs, patience {p.patience}{retry}, seeds {', '.join(map(str, p.seeds))}"
 
 
 def _coverage_cells(gen: Path) -> list[dict]:
