@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="execute the notebooks per dataset (papermill) and build the book")
     r.add_argument("--datasets", nargs="+", help="default: the profile's synthetic datasets, plus microlens-small/-big when the data is found")
     r.add_argument("--profile", default="quick", choices=["smoke", "quick", "full"])
-    r.add_argument("--notebooks", nargs="+", help="default: all (datasets overall complexity ablation sensitivity noise visualisation)")
+    r.add_argument("--notebooks", nargs="+", help="default: all (datasets overall complexity ablation sensitivity noise visualisation seedrec)")
     r.add_argument("--data-dir", help="folder holding microlens-50k/ (default $MEALREC_DATA, else ../shared/data)")
     r.add_argument("--device", default="cpu", help="cpu | cuda (recorded beside every result)")
     r.add_argument("--threads", type=int, default=0, help="torch threads per training run (0 = default)")
