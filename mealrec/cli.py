@@ -192,7 +192,7 @@ def _plan_or_train(args: argparse.Namespace, datasets: list[str], data_dir: str 
         missing = [r for r in rows if not r["stored"]]
         for r in missing:
             est = f"~{r['est_minutes']:.0f} min" if r["est_minutes"] is not None else "cost unknown"
-            est += f" (scaled from {r['cost_scaled_from']})" if r["cost_scaled_from"] else ""
+            est += f" ({r['cost_basis']})" if r["cost_basis"] else ""
             print(f"  missing: {r['model']:18s} {r['dataset']:16s} {r['setting'] or 'default':28s} seed {r['seed']}  {est}  "
                   f"({', '.join(r['notebooks'])})")
         stored = f"{len(rows) - len(missing)} of {len(rows)} runs stored"

@@ -373,3 +373,24 @@ def test_improvement_frame_prints_small_p_values_and_the_verdict_counts_signific
     worse = sum(v["significantly worse"] for v in res["improvement"].values())
     assert (f"significantly worse on {worse}" in res["verdict"]) == (worse > 0)
     assert not any(v["significant"] and v["significantly worse"] for v in res["improvement"].values())
+
+
+def test_plan_estimates_a_plug_in_from_its_backbone_there(tmp_path):
+    """MealRec on a dataset where only its backbone ran: the backbone's cost there times the
+    plug-in's time ratio where both ran (not a size scaling from another dataset)."""
+    root = tmp_path / "runs"
+
+    def fake(dataset, model, sec, epochs):
+        f = root / dataset / model / "seed1-0.json"
+        f.parent.mkdir(parents=True)
+        f.write_text(json.dumps({"timing": {"train_time_per_epoch_s": sec, "eval_time_per_epoch_s": 0.0,
+                                            "epochs_run": epochs}, "config": {"train": {"epochs": 200}}}))
+
+    fake("synthetic-tiny", "sasrec", 1.0, 30)
+    fake("synthetic-tiny", "mealrec-sasrec", 3.0, 30)
+    fake("synthetic-small", "sasrec", 10.0, 60)
+    store = RunStore(root, progress=False, threads=1)
+    rows = P.plan(store, "smoke", ["synthetic-small"], ["ablation"])
+    row = next(r for r in rows if r["model"] == "mealrec-sasrec" and not r["setting"])
+    assert row["cost_basis"] == "sasrec there x its time ratio on synthetic-tiny"
+    assert row["est_minutes"] == pytest.approx(min(60, get_profile("smoke").epochs) * 30.0 / 60)

@@ -200,8 +200,10 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
     """One row per distinct run the notebooks need on the datasets: which notebooks ask for
     it, whether it is stored, and for a missing run a rough cost in minutes: epochs as the
     model's stored runs took (else the epoch cap) times their seconds per epoch, on that
-    dataset, else scaled by interactions x items from the closest-sized dataset with a
-    stored run of the model (``cost_scaled_from``); None when the model has no stored run."""
+    dataset; else, for a plug-in (``mealrec-X``, ``seedrec-X``) whose backbone X ran there,
+    X's cost there times the plug-in's time ratio to X where both ran; else scaled by
+    interactions x items from the closest-sized dataset with a stored run of the model
+    (``cost_basis`` says which); None when the model has no stored run."""
     sec_per_epoch, epochs_run = _stored_costs(store.root)
     sizes: dict[str, float | None] = {}
 
@@ -214,16 +216,28 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
                 sizes[d] = None
         return sizes[d]
 
-    def seconds(d: str, model: str) -> tuple[float | None, str]:
-        """Seconds per epoch of ``model`` on ``d``: measured there, else scaled from the
-        closest-sized dataset where it was measured (by interactions x items)."""
+    def closest(cands: list[str], d: str) -> str:
+        sized = [c for c in cands if size(c)] if size(d) else []
+        return min(sized, key=lambda c: abs(np.log(size(c) / size(d)))) if sized else cands[0]
+
+    def seconds(d: str, model: str) -> tuple[float | None, str, float | None]:
+        """Seconds per epoch of ``model`` on ``d``, what the figure rests on, and the epochs a
+        run is expected to take (None: unknown)."""
         if (d, model) in sec_per_epoch:
-            return sec_per_epoch[(d, model)], ""
-        known = [k for k in sec_per_epoch if k[1] == model and size(k[0])]
-        if not known:
-            return None, ""
-        src = min(known, key=lambda k: abs(np.log(size(k[0]) / size(d))))
-        return sec_per_epoch[src] * size(d) / size(src[0]), src[0]
+            return sec_per_epoch[(d, model)], "", epochs_run.get((d, model))
+        base = model.split("-", 1)[1] if model.startswith(("mealrec-", "seedrec-")) else None
+        if base and (d, base) in sec_per_epoch:
+            refs = [k[0] for k in sec_per_epoch if k[1] == model and (k[0], base) in sec_per_epoch]
+            if refs:
+                src = closest(refs, d)
+                ratio = sec_per_epoch[(src, model)] / sec_per_epoch[(src, base)]
+                return (sec_per_epoch[(d, base)] * ratio, f"{base} there x its time ratio on {src}",
+                        epochs_run.get((d, base)))
+        known = [k[0] for k in sec_per_epoch if k[1] == model and size(k[0])]
+        if not known or not size(d):
+            return None, "", None
+        src = closest(known, d)
+        return sec_per_epoch[(src, model)] * size(d) / size(src), f"scaled from {src}", epochs_run.get((src, model))
 
     rows: dict[Path, dict] = {}
 
@@ -247,19 +261,18 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
                         rows[path]["notebooks"].append(nb)
                     continue
                 stored = path.exists()
-                minutes, scaled_from = None, ""
+                minutes, basis = None, ""
                 if not stored:
-                    sec, scaled_from = seconds(d, req.model)
+                    sec, basis, seen = seconds(d, req.model)
                     if sec is not None:
-                        seen = epochs_run.get((d, req.model), epochs_run.get((scaled_from, req.model), req.epochs))
-                        epochs = req.epochs if req.isolate else min(req.epochs, seen)
+                        epochs = req.epochs if req.isolate or seen is None else min(req.epochs, seen)
                         minutes = epochs * sec / 60
                 setting = path.name.rsplit(f"seed{req.seed}-", 1)[0].rstrip("-")  # defaults dropped, as the store names it
                 if not req.isolate and req.patience != prof.patience:  # a plateau retry (same file stem)
                     setting = (setting + " " if setting else "") + f"patience={req.patience}"
                 rows[path] = {"dataset": d, "model": req.model, "setting": setting, "seed": req.seed,
                               "epochs": req.epochs, "notebooks": [nb], "stored": stored, "est_minutes": minutes,
-                              "cost_scaled_from": scaled_from,
+                              "cost_basis": basis,
                               "request": req, "path": str(path)}
     return list(rows.values())
 
@@ -297,8 +310,9 @@ def coverage_markdown(rows: list[dict], profile: str, notebooks: Iterable[str], 
              "A page appears in the book once all of its runs are stored for a dataset (Table 2 may appear earlier "
              "with fewer rows, saying which are missing). The cost of a missing run is a rough figure: its model's "
              "stored runs on that dataset (epochs until early stopping, seconds per epoch on the machine that ran them, "
-             "often a loaded 2-core CPU), or, where it has none there, its runs on the closest-sized dataset scaled by "
-             "interactions x items.", "",
+             "often a loaded 2-core CPU); where it has none there, for MealRec or SeeDRec on a backbone, the backbone's runs "
+             "there times the plug-in's time ratio to it where both ran; else its runs on the closest-sized dataset scaled "
+             "by interactions x items.", "",
              "| notebook | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
     for nb in notebooks:
         if nb in NO_RUNS:
