@@ -19,6 +19,26 @@ def real_data_dir() -> Path | None:
     return None
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With MEALREC_NO_SKIPS=1 (set by .ci/run) a skipped test fails instead: CI has the
+    MicroLens files, Chromium and the pinned packages, so a skip there hides a regression."""
+    _no_skip((yield).get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole module skipped while it is collected (``pytest.importorskip``)."""
+    _no_skip((yield).get_result())
+
+
+def _no_skip(rep) -> None:
+    if os.environ.get("MEALREC_NO_SKIPS") == "1" and rep.skipped and not hasattr(rep, "wasxfail"):
+        reason = rep.longrepr[-1] if isinstance(rep.longrepr, tuple) else rep.longrepr
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped, and MEALREC_NO_SKIPS=1 forbids skips: {reason}"
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
     """Feature caches of the test session go to a temporary folder."""

@@ -89,4 +89,7 @@ def test_buffers_move_with_the_module_and_are_not_saved():
     d = GaussianDiffusion(5)
     assert "betas" in dict(d.named_buffers())
     assert "betas" not in d.state_dict()
+    before = d.betas.clone()
+    d.to(torch.float64)  # a module cast (as .to(device)) carries the schedule along
+    assert d.betas.dtype == torch.float64 and torch.allclose(d.betas.float(), before)
     assert "fn" in inspect.signature(d.reverse).parameters

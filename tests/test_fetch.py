@@ -52,8 +52,10 @@ def test_fetch_downloads_and_verifies(served, tmp_path):
     for n, h in hashes.items():
         assert hashlib.sha256((folder / n).read_bytes()).hexdigest() == h
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
-    # a second fetch keeps the verified files
-    microlens.fetch(dest, base_url=url, files=hashes, progress=False)
+    # a second fetch keeps the verified files: nothing is downloaded or rewritten
+    stamps = {n: (folder / n).stat().st_mtime_ns for n in hashes}
+    again = microlens.fetch(dest, base_url="http://127.0.0.1:9/unreachable", files=hashes, progress=False)
+    assert again == folder and {n: (folder / n).stat().st_mtime_ns for n in hashes} == stamps
 
 
 def test_fetch_rejects_corrupted_file_and_removes_it(served, tmp_path):

@@ -1,4 +1,5 @@
 """Real MicroLens-50K checks; skipped when the files are absent."""
+import numpy as np
 import pytest
 
 from mealrec.cli import main
@@ -15,8 +16,18 @@ def test_microlens_big_counts(data_dir):
     assert ds.metadata["visual_features"].startswith("synthetic placeholder")
     assert len(ds.train) == 351798 - 3 * 49744
     assert len(ds.test) == len(ds.valid) == 49744
-    # every test target is the user's last item; history and target never overlap in position
+    # every test target is the user's last item and every valid target the one before; the
+    # test history ends at the valid target (right-aligned or left-aligned, as the split stores it)
     assert int(ds.test.item_seq_len.max()) == 10
+    users = ds.test.user.numpy()
+    assert (ds.test.target.numpy() == np.array([ds.seqs[u][-1] for u in users])).all()
+    vu = ds.valid.user.numpy()
+    assert (ds.valid.target.numpy() == np.array([ds.seqs[u][-2] for u in vu])).all()
+    seq, lens = ds.test.item_seq.numpy(), ds.test.item_seq_len.numpy()
+    for i in range(0, len(users), 997):  # a spread of users: the history is the 10 items before the target
+        s = ds.seqs[users[i]]
+        hist = seq[i][seq[i] > 0]
+        assert len(hist) == lens[i] and list(hist) == list(s[:-1][-lens[i]:])
 
 
 def test_microlens_small_counts(data_dir):

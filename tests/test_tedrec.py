@@ -168,10 +168,13 @@ def test_train_end_to_end(ds):
         "tedrec", "synthetic-tiny", TedRec,
         train_overrides={"epochs": 2, "device": "cpu", "batch_size": 256},
     )
-    res = train(run, ds, progress=False, model=TedRec(run.model_config, ds))
+    model = TedRec(run.model_config, ds)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = train(run, ds, progress=False, model=model)
     assert len(res.history) == 2
     assert all(math.isfinite(h["train_loss"]) for h in res.history)
     assert set(res.test) >= {"hr@10", "ndcg@10"}
     assert 0.0 <= res.test["ndcg@10"] <= 1.0
-    assert res.n_parameters == res.model.n_parameters() > 0
-    assert isinstance(res.model, TedRec)
+    # the model passed in is the one trained: its weights moved and the recorded size is its own
+    assert res.model is model and res.n_parameters == sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
+    assert any(not torch.equal(before[k], v) for k, v in res.model.state_dict().items())
