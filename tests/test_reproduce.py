@@ -237,6 +237,8 @@ def test_plan_counts_shards_and_costs(store, tmp_path):
     P.request("sasrec", "synthetic-tiny", prof).run(fresh)
     rows = P.plan(fresh, "smoke", ["synthetic-tiny"], ["ablation", "seedrec"])
     assert sum(r["stored"] for r in rows) == 1
+    assert all((r["minutes_spent"] or 0) > 0 if r["stored"] else r["minutes_spent"] is None for r in rows)
+    assert "core-hours of training and evaluation as each recorded it" in P.coverage_markdown(rows, "smoke", ["ablation"], ["synthetic-tiny"])
     assert all(r["est_minutes"] is not None for r in rows if r["model"] == "sasrec" and not r["stored"])
     noise = P.plan(fresh, "smoke", ["synthetic-tiny"], ["noise"])  # two runs (sigma 0 and 0.5)
     second = P.train_missing(fresh, noise, shard=(2, 2), progress=False)

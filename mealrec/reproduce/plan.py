@@ -196,6 +196,17 @@ def _stored_costs(root: Path) -> tuple[dict[tuple[str, str], float], dict[tuple[
     return mean(sec), mean(ran)
 
 
+def _minutes_spent(path: Path) -> float | None:
+    """A stored run's recorded wall time in minutes: every epoch's training and validation,
+    plus the test pass (None when the file does not say)."""
+    try:
+        r = json.loads(path.read_text())
+        secs = sum(h.get("train_time_s", 0.0) + h.get("eval_time_s", 0.0) for h in r["history"])
+        return (secs + (r["timing"].get("test_eval_time_s") or 0.0)) / 60
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
 def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iterable[str]) -> list[dict]:
     """One row per distinct run the notebooks need on the datasets: which notebooks ask for
     it, whether it is stored, and for a missing run a rough cost in minutes: epochs as the
@@ -261,8 +272,10 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
                         rows[path]["notebooks"].append(nb)
                     continue
                 stored = path.exists()
-                minutes, basis = None, ""
-                if not stored:
+                minutes, basis, spent = None, "", None
+                if stored:
+                    spent = _minutes_spent(path)
+                else:
                     sec, basis, seen = seconds(d, req.model)
                     if sec is not None:
                         epochs = req.epochs if req.isolate or seen is None else min(req.epochs, seen)
@@ -272,7 +285,7 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
                     setting = (setting + " " if setting else "") + f"patience={req.patience}"
                 rows[path] = {"dataset": d, "model": req.model, "setting": setting, "seed": req.seed,
                               "epochs": req.epochs, "notebooks": [nb], "stored": stored, "est_minutes": minutes,
-                              "cost_basis": basis,
+                              "cost_basis": basis, "minutes_spent": spent,
                               "request": req, "path": str(path)}
     return list(rows.values())
 
@@ -334,6 +347,9 @@ def coverage_markdown(rows: list[dict], profile: str, notebooks: Iterable[str], 
         lines.append(f"| {nb} | " + " | ".join(cells) + " |")
     missing = [r for r in rows if not r["stored"]]
     total = sum(r["est_minutes"] or 0 for r in missing) / 60
+    spent = sum(r.get("minutes_spent") or 0 for r in rows if r["stored"]) / 60
+    lines += ["", f"The stored runs took {spent:.0f} core-hours of training and evaluation as each recorded it (the sum of "
+              "their epochs' wall times, mostly one thread per run with two runs side by side on a 2-core CPU)."]
     lines += ["", f"In all, {len(rows) - len(missing)} of {len(rows)} distinct runs are stored; the {len(missing)} missing "
               f"would take roughly {total:.0f} core-hours where a cost is known"
               + (f" ({sum(r['est_minutes'] is None for r in missing)} have no stored run of their model to estimate from)."
