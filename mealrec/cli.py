@@ -203,9 +203,12 @@ def _plan_or_train(args: argparse.Namespace, datasets: list[str], data_dir: str 
         return 0
     done = P.train_missing(store, rows, shard, progress=not args.quiet)
     for r in done:
-        print(f"{r['model']:18s} {r['dataset']:16s} {r['setting'] or 'default':28s} seed {r['seed']}  "
-              f"N@10 {r['ndcg@10']:.4f}  {r['minutes']:.1f} min")
-    print(f"shard {shard[0]}/{shard[1]}: trained or read {len(done)} run(s) into {store.root}")
+        head = f"{r['model']:18s} {r['dataset']:16s} {r['setting'] or 'default':28s} seed {r['seed']}  "
+        print(head + ("skipped: another process is training it" if r.get("claimed_elsewhere")
+                      else f"N@10 {r['ndcg@10']:.4f}  {r['minutes']:.1f} min"))
+    ours = [r for r in done if not r.get("claimed_elsewhere")]
+    print(f"shard {shard[0]}/{shard[1]}: trained or read {len(ours)} run(s) into {store.root}"
+          + (f"; {len(done) - len(ours)} left to the other process(es) training them" if len(ours) < len(done) else ""))
     return 0
 
 
@@ -264,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list the training runs the notebooks need, which are stored and a rough cost of the rest; "
                         "writes the book's coverage page when neither --datasets nor --notebooks is given; trains nothing")
     r.add_argument("--runs-only", action="store_true",
-                   help="train the missing runs (no notebooks, no build); with --shard, only this process's share")
+                   help="train the missing runs (no notebooks, no build). Several processes started alike share them "
+                        "out (each claims a run before training it); --shard fixes the split instead")
     r.add_argument("--shard", metavar="K/N", help="with --runs-only: take every N-th missing run starting at the K-th, "
                    "so N processes (1/N ... N/N) can fill the run store side by side")
     r.add_argument("--quiet", action="store_true", help="no progress bar")

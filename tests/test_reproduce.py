@@ -352,6 +352,9 @@ def test_a_run_that_stops_on_an_early_plateau_is_retried_with_the_longer_patienc
     asked = []
 
     class FakeStore:
+        def path(self, *a, **kw):
+            return Path(__file__)  # "stored": nothing to claim
+
         def run(self, model, dataset, **kw):
             asked.append(kw["patience"])
             return result(2, 12) if kw["patience"] == 10 else result(90, 120, 30)
@@ -412,6 +415,9 @@ class _ScriptedStore:
     def __init__(self, script):
         self.script = script
 
+    def path(self, *a, **kw):
+        return Path(__file__)  # "stored": nothing to claim
+
     def run(self, model, dataset, **kw):
         import numpy as np
 
@@ -444,3 +450,38 @@ def test_ablation_and_complexity_verdicts_follow_their_stated_rules():
     assert "0.92x, 0.92x, 0.92x of mealrec-tedrec's" in res["verdict"] and "(the paper: 96.5x" in res["verdict"]
     timing[("mealrec-tedrec", "full")] = (0.0, 20.0)  # 2x on every measure
     assert R.complexity(_ScriptedStore(timing), "microlens-small", prof)["verdict"].startswith("does not reproduce:")
+
+
+def test_processes_share_missing_runs_through_claims(tmp_path):
+    """A run claimed by another live process is left to it by --runs-only; a request that needs
+    it waits for it; a claim dies with its holder, so nothing stale blocks the next process."""
+    import subprocess
+    import sys
+    import time
+
+    store = RunStore(tmp_path / "runs", progress=False, threads=1)
+    prof = get_profile("smoke")
+    rows = P.plan(store, "smoke", ["synthetic-tiny"], ["noise"])  # two missing runs
+    target = Path(rows[0]["path"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('held', flush=True); time.sleep(60)"), str(target.with_suffix(".claim"))], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        done = P.train_missing(store, rows, progress=False)
+        assert done[0].get("claimed_elsewhere") and not target.exists()  # left to its holder
+        assert Path(rows[1]["path"]).exists()  # the other run was trained here
+    finally:
+        holder.kill()
+        holder.wait()
+    # a request that needs a claimed run waits for the holder; the holder dies without storing
+    # it, so its claim frees up (nothing stale), the run is trained, and no claim file stays
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('held', flush=True); time.sleep(3)"), str(target.with_suffix(".claim"))], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    t0 = time.time()
+    res = P.request(rows[0]["model"], "synthetic-tiny", prof, visual_noise=rows[0]["request"].visual_noise).run(store)
+    holder.wait()
+    assert time.time() - t0 >= 2.0 and target.exists() and res["test"] and not list(target.parent.glob("*.claim"))

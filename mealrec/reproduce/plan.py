@@ -12,7 +12,9 @@ them, so that several processes can fill one store side by side (``mealrec repro
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,9 +57,16 @@ class RunRequest:
         return {"seed": self.seed, "epochs": self.epochs, "patience": self.patience, "overrides": dict(self.overrides),
                 "visual_noise": self.visual_noise, "isolate": self.isolate}
 
-    def run(self, store: RunStore) -> dict:
+    def run(self, store: RunStore, claimed: bool = False) -> dict:
         """The stored result, trained first when it is missing; when it stopped on an early
-        plateau and the profile says so, the result of the retry with the longer patience."""
+        plateau and the profile says so, the result of the retry with the longer patience.
+        A missing run is claimed first (:func:`claim`), so that two processes never train the
+        same run: one trains, the other waits and reads it back. ``claimed``: the caller holds it."""
+        if not claimed:
+            path = self.path(store)
+            if not path.exists():
+                with claim(path, wait=True):
+                    return self.run(store, claimed=True)
         res = store.run(self.model, self.dataset, **self.kwargs())
         retry = self.retry(res)
         return retry.run(store) if retry is not None else res
@@ -354,8 +363,9 @@ def coverage_markdown(rows: list[dict], profile: str, notebooks: Iterable[str], 
               f"would take roughly {total:.0f} core-hours where a cost is known"
               + (f" ({sum(r['est_minutes'] is None for r in missing)} have no stored run of their model to estimate from)."
                  if any(r["est_minutes"] is None for r in missing) else "."), "",
-              f"To train the missing runs without executing notebooks, in two processes side by side: "
-              f"`mealrec reproduce --profile {profile} --runs-only --shard 1/2` and `... --shard 2/2`; "
+              f"To train the missing runs without executing notebooks, start "
+              f"`mealrec reproduce --profile {profile} --runs-only --threads 1` in two processes side by side (each "
+              f"claims a run before training it, so they share the runs out); "
               f"then `mealrec reproduce --profile {profile}` renders the pages.", ""]
     return "\n".join(lines)
 
@@ -391,9 +401,37 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return k, n
 
 
+@contextlib.contextmanager
+def claim(path: Path, wait: bool = False):
+    """Hold ``<run>.claim`` locked while this process trains the run at ``path``. When another
+    live process holds it: yield False, or with ``wait`` block until it is done (then the run
+    is stored and is read back). The lock (``flock``) dies with its process, so a killed run
+    leaves no stale claim behind; the file is removed when the holder is done."""
+    import fcntl
+
+    lock = Path(path).with_suffix(".claim")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                yield False
+                return
+            print(f"waiting for another process to finish training {Path(path).name}", file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            lock.unlink(missing_ok=True)
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def train_missing(store: RunStore, rows: list[dict], shard: tuple[int, int] = (1, 1), progress: bool = True) -> list[dict]:
     """Train this shard's missing runs (the K-th, (K+N)-th, ... of the missing ones, in plan
-    order). A run another process stored meanwhile is read back, not trained again."""
+    order). Each run is claimed first (:func:`claim`): a run another process is training is
+    skipped, and one it stored meanwhile is read back, not trained again. So several
+    processes given the same list share it out without ``--shard``."""
     from tqdm.auto import tqdm
 
     k, n = shard
@@ -403,7 +441,11 @@ def train_missing(store: RunStore, rows: list[dict], shard: tuple[int, int] = (1
     for r in bar:
         bar.set_postfix_str(f"{r['model']} {r['setting'] or 'default'} on {r['dataset']}")
         t0 = time.time()
-        res = r["request"].run(store)
+        with claim(Path(r["path"])) as mine:
+            if not mine:
+                done.append({**r, "claimed_elsewhere": True})
+                continue
+            res = r["request"].run(store, claimed=True)
         done.append({**r, "stored": True, "minutes": (time.time() - t0) / 60, "ndcg@10": res["test"]["ndcg@10"]})
     return done
 
