@@ -45,6 +45,13 @@ def test_store_trains_once_and_keys_on_what_changes_metrics(store, monkeypatch):
     assert len(others) == 5 and Path(a["result_path"]) not in others
     # threads and the progress bar do not change metrics, so they do not change the key
     assert RunStore(store.root, progress=True, threads=4).path("sasrec", "synthetic-tiny", seed=1, epochs=1) == Path(a["result_path"])
+    # a file at the run's path whose recorded key differs is not trusted: the run is trained again
+    path = Path(a["result_path"])
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps({**stored, "store_key": "something else"}))
+    with pytest.raises(AssertionError, match="trained again"):
+        store.run("sasrec", "synthetic-tiny", seed=1, epochs=1)
+    path.write_text(json.dumps(stored))
     # the model's code does: another code hash is another run
     monkeypatch.setattr(S, "code_hash", lambda model: "changed")
     assert store.path("sasrec", "synthetic-tiny", seed=1, epochs=1) != Path(a["result_path"])
