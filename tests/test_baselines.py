@@ -1,4 +1,4 @@
-"""The contract every Table 2 baseline of issue 5 must meet (on ``synthetic-tiny``):
+"""The contract every Table 2 baseline must meet (on ``synthetic-tiny``):
 one epoch of training with a finite loss, a loss that falls over 20 steps on a fixed
 batch, ``full_sort_predict`` of shape ``(B, n_items)``, and deterministic evaluation.
 (The registry-wide shape/docstring checks in ``test_sasrec.py`` also cover them.)"""

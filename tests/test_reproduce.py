@@ -492,3 +492,15 @@ def test_processes_share_missing_runs_through_claims(tmp_path):
     res = P.request(rows[0]["model"], "synthetic-tiny", prof, visual_noise=rows[0]["request"].visual_noise).run(store)
     holder.wait()
     assert time.time() - t0 >= 2.0 and target.exists() and res["test"] and not list(target.parent.glob("*.claim"))
+
+
+def test_the_seedrec_page_has_its_own_seeds_and_states_their_thinning():
+    """The page is designed for 3 seeds: the full profile says so, and each dataset that cuts it to one says so."""
+    full = get_profile("full")
+    assert full.seeds_for("seedrec") == (2020, 2021, 2022) and full.seeds_for("overall") == (2020,)
+    small = get_profile("full", "microlens-small")
+    assert small.seeds_for("seedrec") == (2020,)
+    assert "seedrec_seeds {2020} instead of {2020, 2021, 2022}" in full.thinning_note("microlens-small", "seedrec")
+    assert "seedrec_seeds" not in full.thinning_note("microlens-small", "overall")
+    assert {r.seed for r in P.notebook_requests("seedrec", "synthetic-tiny", "full")} == {2020, 2021, 2022}
+    assert get_profile("quick").seeds_for("seedrec") == (2020,)

@@ -172,7 +172,7 @@ def notebook_requests(notebook: str, dataset: str, profile: Profile | str) -> li
     if notebook == "visualisation":
         return [request(m, dataset, prof) for m in VIS_MODELS]
     if notebook == "seedrec":
-        return [r for rs in seedrec_requests(dataset, prof, prof.seeds).values() for r in rs]
+        return [r for rs in seedrec_requests(dataset, prof, prof.seeds_for("seedrec")).values() for r in rs]
     raise MealRecError(f"unknown notebook {notebook!r}; valid: overall, complexity, ablation, sensitivity, noise, "
                        f"visualisation, seedrec, {', '.join(NO_RUNS)}")
 
