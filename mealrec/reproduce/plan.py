@@ -185,14 +185,16 @@ def _size(store: RunStore, dataset: str) -> float:
     return float(st["interactions"]) * float(st["items"])
 
 
-def _stored_costs(root: Path) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+def _stored_costs(root: Path) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float], dict[Path, dict]]:
     """From one pass over the stored results, per (dataset, model): mean wall seconds per epoch
-    (train + eval), and mean epochs run by the runs that are not timing runs (> 5 epochs)."""
+    (train + eval), and mean epochs run by the runs that are not timing runs (> 5 epochs); and
+    every result that parsed, by path."""
     sec: dict[tuple[str, str], list[float]] = {}
     ran: dict[tuple[str, str], list[int]] = {}
+    results: dict[Path, dict] = {}
     for f in root.glob("*/*/*.json"):
         try:
-            r = json.loads(f.read_text())
+            r = results[f] = json.loads(f.read_text())
             t, key = r["timing"], (f.parts[-3], f.parts[-2])
             seconds, long_run = t["train_time_per_epoch_s"] + t["eval_time_per_epoch_s"], r["config"]["train"]["epochs"] > 5
             epochs_run = t["epochs_run"]  # read everything before recording anything
@@ -202,14 +204,13 @@ def _stored_costs(root: Path) -> tuple[dict[tuple[str, str], float], dict[tuple[
         except (KeyError, ValueError, TypeError):
             continue
     mean = lambda acc: {k: sum(v) / len(v) for k, v in acc.items()}  # noqa: E731
-    return mean(sec), mean(ran)
+    return mean(sec), mean(ran), results
 
 
-def _minutes_spent(path: Path) -> float | None:
+def _minutes_spent(r: dict | None) -> float | None:
     """A stored run's recorded wall time in minutes: every epoch's training and validation,
-    plus the test pass (None when the file does not say)."""
+    plus the test pass (None when the result does not say)."""
     try:
-        r = json.loads(path.read_text())
         secs = sum(h.get("train_time_s", 0.0) + h.get("eval_time_s", 0.0) for h in r["history"])
         return (secs + (r["timing"].get("test_eval_time_s") or 0.0)) / 60
     except (KeyError, ValueError, TypeError):
@@ -224,7 +225,7 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
     X's cost there times the plug-in's time ratio to X where both ran; else scaled by
     interactions x items from the closest-sized dataset with a stored run of the model
     (``cost_basis`` says which); None when the model has no stored run."""
-    sec_per_epoch, epochs_run = _stored_costs(store.root)
+    sec_per_epoch, epochs_run, results = _stored_costs(store.root)
     sizes: dict[str, float | None] = {}
 
     def size(d: str) -> float | None:
@@ -262,20 +263,18 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
     rows: dict[Path, dict] = {}
 
     def with_retries(reqs: list[RunRequest]):
-        """Each request, followed by its plateau retry when its stored run needs one."""
+        """Each request and its path, followed by its plateau retry when its stored run needs one."""
         for req in reqs:
-            yield req
             path = req.path(store)
-            if req.plateau_patience is not None and path.exists():
-                retry = req.retry(json.loads(path.read_text()))
-                if retry is not None:
-                    yield retry
+            yield req, path
+            retry = req.retry(results[path]) if req.plateau_patience is not None and path in results else None
+            if retry is not None:
+                yield retry, retry.path(store)
 
     for d in datasets:
         prof = get_profile(profile, d)
         for nb in notebooks:
-            for req in with_retries(notebook_requests(nb, d, prof)):
-                path = req.path(store)
+            for req, path in with_retries(notebook_requests(nb, d, prof)):
                 if path in rows:
                     if nb not in rows[path]["notebooks"]:
                         rows[path]["notebooks"].append(nb)
@@ -283,7 +282,7 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
                 stored = path.exists()
                 minutes, basis, spent = None, "", None
                 if stored:
-                    spent = _minutes_spent(path)
+                    spent = _minutes_spent(results.get(path))
                 else:
                     sec, basis, seen = seconds(d, req.model)
                     if sec is not None:

@@ -446,16 +446,22 @@ def tsne_points(reps: dict[str, np.ndarray], n_show: int = 8, seed: int = 0) -> 
 def alignment(reps: dict[str, np.ndarray]) -> dict[str, float]:
     """The quantities Figure 7 is read for, over all exported users: mean cosine similarity of the
     user representation to its target item, and (MealRec) to the frames before and after TCD."""
-    out = {"user-target cosine": float(_cosine(reps["user"], reps["target_item"]).mean())}
-    if "frames_after" in reps:
-        u = reps["user"][:, None, :]
-        out["user-frame cosine before TCD"] = float(_cosine(u, reps["frames_before"]).mean())
-        out["user-frame cosine after TCD"] = float(_cosine(u, reps["frames_after"]).mean())
-    return out
+    return {k: float(v.mean()) for k, v in _per_user_alignment(reps).items()}
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
+
+
+def _per_user_alignment(reps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per test user (first axis): cosine of the user representation to its target item and
+    (MealRec) to each frame before and after TCD (users x frames)."""
+    out = {"user-target cosine": _cosine(reps["user"], reps["target_item"])}
+    if "frames_after" in reps:
+        u = reps["user"][:, None, :]
+        out["user-frame cosine before TCD"] = _cosine(u, reps["frames_before"])
+        out["user-frame cosine after TCD"] = _cosine(u, reps["frames_after"])
+    return out
 
 
 def alignment_verdict(reps: dict[str, dict[str, np.ndarray]]) -> str:
@@ -464,7 +470,8 @@ def alignment_verdict(reps: dict[str, dict[str, np.ndarray]]) -> str:
     t-test over the same test users; and, for MealRec, the user-frame cosine before and after
     TCD (the paper's second reading: frames organise around the user's preference)."""
     models = list(reps)
-    per_user = {m: _cosine(r["user"], r["target_item"]) for m, r in reps.items()}
+    aligned = {m: _per_user_alignment(r) for m, r in reps.items()}
+    per_user = {m: a["user-target cosine"] for m, a in aligned.items()}
     text = "User-target cosine similarity: " + ", ".join(f"{m} {v.mean():.3f}" for m, v in per_user.items())
     if len(models) > 1:
         a, b = per_user[models[-1]], per_user[models[0]]
@@ -476,10 +483,9 @@ def alignment_verdict(reps: dict[str, dict[str, np.ndarray]]) -> str:
             test = ""
         text += (". The paper reads its Figure 7 as MealRec bringing the user representation closer to the target: "
                  + ("it does here" if closer else "it does not here") + test)
-    last = reps[models[-1]]
-    if "frames_after" in last:
-        u = last["user"][:, None, :]
-        before, after = _cosine(u, last["frames_before"]).mean(1), _cosine(u, last["frames_after"]).mean(1)
+    last = aligned[models[-1]]
+    if "user-frame cosine after TCD" in last:
+        before, after = last["user-frame cosine before TCD"].mean(1), last["user-frame cosine after TCD"].mean(1)
         p = paired_ttest(after, before)["p"]
         text += (f". Its second reading, that frames organise around the user's preference, is measured as the mean "
                  f"user-frame cosine of {models[-1]}: {before.mean():.4f} before TCD, {after.mean():.4f} after "
