@@ -202,7 +202,8 @@ def test_profile_thinning_applies_per_dataset_and_is_stated_on_the_page():
     assert "lambdas {0.01, 0.1, 0.9} instead of" in full.thinning_note("synthetic-small")
     # a page names only the thinning its notebook is affected by
     assert "lambdas" in full.thinning_note("synthetic-small", "sensitivity")
-    assert full.thinning_note("synthetic-small", "overall") == ""
+    assert "lambdas" not in full.thinning_note("synthetic-small", "overall")
+    assert full.thinning_note("microlens-small", "overall") == ""
     assert "epochs 10" in full.thinning_note("microlens-big", "overall") and "lambdas" not in full.thinning_note("microlens-big", "overall")
     assert "epochs" not in full.thinning_note("microlens-big", "complexity")
     from mealrec.reproduce.profiles import NOTEBOOK_FIELDS
@@ -382,6 +383,36 @@ def test_a_run_that_stops_on_an_early_plateau_is_retried_with_the_longer_patienc
     text = R.schedule_caveat({"cl4srec": [result(104, 134, 30)], "full": [result(40, 50)]}, 10)
     assert "cl4srec was trained with patience 30 instead of 10" in text and "Caveat" not in text
     assert "patience 30 after an early plateau at 10" in R.training_record([result(104, 134, 30)], 10)[1]
+
+
+def test_a_backbone_patience_applies_to_the_whole_family_and_is_stated():
+    """synthetic-small gives every CL4SRec-backbone run patience 30 (the backbone, both plug-ins
+    and their ablations), no other run; pages say so, apart from a plateau retry."""
+    from mealrec.reproduce.profiles import backbone_of
+
+    assert [backbone_of(m) for m in ("cl4srec", "mealrec-cl4srec", "seedrec-sasrec", "tedrec", "mmgcn")] == [
+        "cl4srec", "cl4srec", "sasrec", "tedrec", "mmgcn"]
+    small = get_profile("full", "synthetic-small")
+    assert [small.patience_for(m) for m in ("cl4srec", "mealrec-cl4srec", "seedrec-cl4srec", "sasrec", "mealrec-tedrec")] == [
+        30, 30, 30, 10, 10]
+    assert get_profile("full", "microlens-small").patience_for("mealrec-cl4srec") == 10
+    reqs = P.ablation_requests("synthetic-small", small, backbone="cl4srec")
+    assert {r.patience for r in reqs.values()} == {30}
+    assert {r.patience for r in P.ablation_requests("synthetic-small", small, backbone="sasrec").values()} == {10}
+    note = get_profile("full").thinning_note("synthetic-small", "ablation")
+    assert "every run on the cl4srec backbone" in note and "patience 30 instead of 10" in note and "thinned" not in note
+
+    def result(model, best, ran, patience):
+        return {"best_epoch": best, "timing": {"epochs_run": ran},
+                "config": {"model": model, "train": {"epochs": 200, "patience": patience}}}
+
+    text = R.schedule_caveat({"cl4srec": [result("cl4srec", 104, 134, 30)], "full": [result("mealrec-cl4srec", 61, 91, 30)],
+                              "sasrec": [result("sasrec", 40, 50, 10)]}, small)
+    assert "cl4srec, full were trained with patience 30 instead of 10" in text and "the other rows had patience 10" in text
+    assert "early plateau" not in text  # requested, not retried
+    # a family row retried beyond its requested patience is still named as a retry
+    text = R.schedule_caveat({"cl4srec": [result("cl4srec", 104, 134, 60)]}, small)
+    assert "trained with patience 60 instead of 30" in text and "early plateau" in text
 
 
 def test_improvement_frame_prints_small_p_values_and_the_verdict_counts_significant_losses(store):

@@ -91,8 +91,8 @@ class RunRequest:
 
 def request(model: str, dataset: str, profile: Profile, seed: int | None = None, overrides: dict | None = None,
             visual_noise: float = 0.0) -> RunRequest:
-    """One run at the profile's epochs and patience (``seed`` None: the profile's first seed)."""
-    return RunRequest(model, dataset, profile.seeds[0] if seed is None else seed, profile.epochs, profile.patience,
+    """One run at the profile's epochs and patience for ``model`` (``seed`` None: the profile's first seed)."""
+    return RunRequest(model, dataset, profile.seeds[0] if seed is None else seed, profile.epochs, profile.patience_for(model),
                       tuple(sorted((overrides or {}).items())), float(visual_noise),
                       plateau_patience=profile.plateau_patience)
 

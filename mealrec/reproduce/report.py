@@ -210,7 +210,8 @@ def _patience(result: dict, default: int) -> int:
 def training_record(rs: list[dict], patience: int) -> tuple[str, str]:
     """What a row's training record says, as (kind, text): ``"cap"`` (cut by the epoch cap while
     still improving), ``"plateau"`` (early stopping on an early plateau: best epoch <= 3) or
-    ``"converged"``; means over the seeds in ``rs``."""
+    ``"converged"``; means over the seeds in ``rs``. ``patience``: the patience the row was
+    requested with (a longer one in its record is a plateau retry)."""
     best = float(np.mean([r["best_epoch"] for r in rs]))
     ran = float(np.mean([r["timing"]["epochs_run"] for r in rs]))
     cap = max(int(r["config"]["train"]["epochs"]) for r in rs)
@@ -223,18 +224,39 @@ def training_record(rs: list[dict], patience: int) -> tuple[str, str]:
     return "converged", f"converged (best epoch {best:.0f} of {ran:.0f}{retried})"
 
 
-def schedule_caveat(runs: dict[str, list[dict]], patience: int) -> str:
+def _requested_patience(rs: list[dict], profile: Profile | int) -> int:
+    """The patience the profile requests for the model of the runs ``rs`` (an int: for every row)."""
+    if isinstance(profile, int):
+        return profile
+    return profile.patience_for(str(rs[0]["config"].get("model", ""))) if rs else profile.patience
+
+
+def schedule_caveat(runs: dict[str, list[dict]], profile: Profile | int) -> str:
     """A sentence naming the rows whose training stopped on an early plateau or at the epoch
-    cap ('' when none did): differences against them measure the schedule, not the method."""
-    odd = {label: training_record(rs, patience) for label, rs in runs.items()}
+    cap ('' when none did): differences against them measure the schedule, not the method.
+    ``profile``: the profile as it applies to the dataset (each row's requested patience follows
+    its backbone, ``Profile.backbone_patience``), or one patience for every row."""
+    base = profile if isinstance(profile, int) else profile.patience
+    asked = {label: _requested_patience(rs, profile) for label, rs in runs.items()}
+    odd = {label: training_record(rs, asked[label]) for label, rs in runs.items()}
     odd = {label: text for label, (kind, text) in odd.items() if kind != "converged"}
-    retried = sorted({_patience(r, patience) for rs in runs.values() for r in rs} - {patience})
+    retried = {label: sorted({_patience(r, asked[label]) for r in rs} - {asked[label]}) for label, rs in runs.items()}
+    retried = {label: used for label, used in retried.items() if used}
     text = ""
-    if retried:
-        labels = [label for label, rs in runs.items() if any(_patience(r, patience) != patience for r in rs)]
+    longer = sorted({p for p in asked.values() if p != base})
+    if longer:
+        labels = [label for label, p in asked.items() if p != base]
         text += (f" Note: {', '.join(labels)} {'was' if len(labels) == 1 else 'were'} trained with patience "
-                 f"{'/'.join(map(str, retried))} instead of {patience}: at patience {patience} "
-                 f"{'it' if len(labels) == 1 else 'each'} stopped on an early plateau (best epoch <= {PLATEAU_BEST_EPOCH}), "
+                 f"{'/'.join(map(str, longer))} instead of {base}: the profile gives every run on "
+                 f"{'that backbone' if len(labels) == 1 else 'their backbone'} the longer patience on this dataset "
+                 "(its validation metric sits flat before it climbs), so those rows compare with each other at equal patience"
+                 + (f"; the other rows had patience {base}." if len(labels) < len(asked) else "."))
+    if retried:
+        labels = list(retried)
+        used = sorted({p for ps in retried.values() for p in ps})
+        text += (f" Note: {', '.join(labels)} {'was' if len(labels) == 1 else 'were'} trained with patience "
+                 f"{'/'.join(map(str, used))} instead of {'/'.join(map(str, sorted({asked[x] for x in labels})))}: "
+                 f"at that patience {'it' if len(labels) == 1 else 'each'} stopped on an early plateau (best epoch <= {PLATEAU_BEST_EPOCH}), "
                  "so the profile trained it again with the longer patience (a favour to that row only).")
     if odd:
         text += (" Caveat: " + "; ".join(f"{label} {why}" for label, why in odd.items())
@@ -266,7 +288,7 @@ def ranking_diagnostics(table: pd.DataFrame, runs: dict[str, list[dict]], profil
         outside = max(lo - exp, exp - hi, 0.0)  # NaN when the paper has no rank for the row
         rows.append({"model": m, "rank here": int(ours[m]), "tied ranks": f"{lo}-{hi}" if hi > lo else str(lo),
                      "paper rank": exp, "shift": float(ours[m] - exp),
-                     "far from expected": bool(outside >= far), "training record": training_record(runs[m], profile.patience)[1]})
+                     "far from expected": bool(outside >= far), "training record": training_record(runs[m], _requested_patience(runs[m], profile))[1]})
     return pd.DataFrame(rows).set_index("model")
 
 
@@ -351,7 +373,7 @@ def ablation(store: RunStore, dataset: str, profile: Profile, backbone: str = "t
             + (f"Different from the full model at p < {ALPHA} (paired t-test over test users, N@10): " + ", ".join(sig)
                if sig else f"No row differs from the full model at p < {ALPHA} (paired t-test over test users, N@10)")
             + "; one seed.")
-    text += schedule_caveat({k: [r] for k, r in runs.items()}, profile.patience)
+    text += schedule_caveat({k: [r] for k, r in runs.items()}, profile)
     return {"table": table, "verdict": text}
 
 
@@ -530,7 +552,7 @@ def seedrec_vs_mealrec(store: RunStore, dataset: str, profile: Profile, seed: in
     text = (f"On {dataset} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): " + "; ".join(parts) + ". The SeeDRec paper reports +7% to +21% over its backbones "
             "(sampled-999 evaluation, BCE); this table uses full ranking and CE for every row. "
             f"(Significance: paired t-test over test users, p < {ALPHA}.)")
-    text += schedule_caveat(runs, profile.patience)
+    text += schedule_caveat(runs, profile)
     return {"table": table, "tests": tests, "verdict": text}
 
 
