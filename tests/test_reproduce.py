@@ -385,7 +385,7 @@ def test_a_run_that_stops_on_an_early_plateau_is_retried_with_the_longer_patienc
     assert "patience 30 after an early plateau at 10" in R.training_record([result(104, 134, 30)], 10)[1]
 
 
-def test_a_backbone_patience_applies_to_the_whole_family_and_is_stated():
+def test_a_backbone_patience_applies_to_the_whole_family_and_is_stated(monkeypatch):
     """synthetic-small gives every CL4SRec-backbone run patience 30 (the backbone, both plug-ins
     and their ablations), no other run; pages say so, apart from a plateau retry."""
     from mealrec.reproduce.profiles import backbone_of
@@ -410,6 +410,16 @@ def test_a_backbone_patience_applies_to_the_whole_family_and_is_stated():
                               "sasrec": [result("sasrec", 40, 50, 10)]}, small)
     assert "cl4srec, full were trained with patience 30 instead of 10" in text and "the other rows had patience 10" in text
     assert "early plateau" not in text  # requested, not retried
+    # Table 2's diagnostics name the row's patience where it differs from the profile's
+    import numpy as np
+    import pandas as pd
+    runs = {m: [dict(result(m, 40, 50, p), per_user={"ndcg@10": np.full(4, v)})]
+            for m, p, v in (("cl4srec", 30, .2), ("sasrec", 10, .1))}
+    table = pd.DataFrame({("ndcg@10", "ours"): [.2, .1]}, index=["cl4srec", "sasrec"])
+    monkeypatch.setattr(R, "_seed_mean", lambda rs, metric: rs[0]["per_user"][metric])
+    diag = R.ranking_diagnostics(table, runs, small)
+    assert diag.loc["cl4srec", "training record"].endswith("patience 30 for its backbone here (other rows: 10)")
+    assert "patience" not in diag.loc["sasrec", "training record"]
     # a family row retried beyond its requested patience is still named as a retry
     text = R.schedule_caveat({"cl4srec": [result("cl4srec", 104, 134, 60)]}, small)
     assert "trained with patience 60 instead of 30" in text and "early plateau" in text

@@ -286,9 +286,13 @@ def ranking_diagnostics(table: pd.DataFrame, runs: dict[str, list[dict]], profil
         lo, hi = int(min(ours[o] for o in tied)), int(max(ours[o] for o in tied))
         exp = expected.get(m, np.nan)
         outside = max(lo - exp, exp - hi, 0.0)  # NaN when the paper has no rank for the row
+        asked = _requested_patience(runs[m], profile)
+        record = training_record(runs[m], asked)[1]
+        if asked != profile.patience:  # the profile's patience for this row's backbone on this dataset
+            record += f"; patience {asked} for its backbone here (other rows: {profile.patience})"
         rows.append({"model": m, "rank here": int(ours[m]), "tied ranks": f"{lo}-{hi}" if hi > lo else str(lo),
                      "paper rank": exp, "shift": float(ours[m] - exp),
-                     "far from expected": bool(outside >= far), "training record": training_record(runs[m], _requested_patience(runs[m], profile))[1]})
+                     "far from expected": bool(outside >= far), "training record": record})
     return pd.DataFrame(rows).set_index("model")
 
 
