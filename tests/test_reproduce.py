@@ -545,3 +545,34 @@ def test_the_seedrec_page_has_its_own_seeds_and_states_their_thinning():
     assert "seedrec_seeds" not in full.thinning_note("microlens-small", "overall")
     assert {r.seed for r in P.notebook_requests("seedrec", "synthetic-tiny", "full")} == {2020, 2021, 2022}
     assert get_profile("quick").seeds_for("seedrec") == (2020,)
+
+
+def test_figure4_picks_the_setting_by_validation_and_compares_it_with_the_backbone(monkeypatch):
+    """The tuned setting is the best on validation, not on test; the default's rank counts
+    distinct settings once; the backbone comparison is a paired t-test over users."""
+    import numpy as np
+
+    def res(key, valid, test, per_user):
+        return {"store_key": key, "valid": {"ndcg@10": valid}, "test": {"ndcg@10": test},
+                "per_user_test": {"ndcg@10": np.asarray(per_user, dtype=float)}}
+
+    default = res("d", .30, .20, [.2, .2, .2, .2])
+    runs = {("lambda_t", 0.1, 10): default, ("lambda_n", 0.1, 10): default,
+            ("lambda_t", 0.9, 5): res("a", .35, .25, [.3, .2, .3, .2]),  # best on validation
+            ("lambda_n", 0.9, 5): res("b", .20, .40, [.4, .4, .4, .4])}  # best on test only
+    backbone = res("bb", .3, .22, [.2, .25, .2, .25])
+
+    class Req:
+        def __init__(self, model):
+            self.model = model
+
+        def run(self, store):
+            return backbone if self.model == "tedrec" else default
+
+    monkeypatch.setattr(R, "request", lambda model, *a, **k: Req(model))
+    tuned = R._tuned_on_validation(None, "synthetic-tiny", get_profile("full"), 2020, "mealrec-tedrec", runs, "ndcg@10")
+    assert (tuned["which"], tuned["lambda"], tuned["steps"], tuned["test"]) == ("lambda_t", 0.9, 5, .25)
+    assert tuned["backbone"] == "tedrec" and tuned["backbone_test"] == .22
+    assert "(3rd of the 3 distinct settings)" in tuned["text"] and "lambda_T 0.9, T 5" in tuned["text"]
+    assert f"{100 * (.25 / .22 - 1):+.1f}% against tedrec" in tuned["text"]
+    assert P.notebook_requests("sensitivity", "synthetic-tiny", "full")[-1].model == "tedrec"

@@ -25,7 +25,7 @@ import numpy as np
 from ..models import MODELS, get_model_class
 from .. import paper
 from ..utils import MealRecError, atomic_path
-from .profiles import Profile, get_profile, stopped_on_plateau
+from .profiles import Profile, backbone_of, get_profile, stopped_on_plateau
 from .store import RunStore, _tag
 
 #: MealRec's variants (Figures 3 and 6) and SeeDRec's (its Section 4.3).
@@ -165,8 +165,8 @@ def notebook_requests(notebook: str, dataset: str, profile: Profile | str) -> li
         return list(complexity_requests(dataset, prof).values())
     if notebook == "ablation":
         return [r for b in prof.ablation_backbones for r in ablation_requests(dataset, prof, b).values()]
-    if notebook == "sensitivity":
-        return list(sensitivity_requests(dataset, prof).values())
+    if notebook == "sensitivity":  # the grids, then the backbone the tuned setting is compared with
+        return list(sensitivity_requests(dataset, prof).values()) + [request(backbone_of("mealrec-tedrec"), dataset, prof)]
     if notebook == "noise":
         return list(noise_requests(dataset, prof).values())
     if notebook == "visualisation":
