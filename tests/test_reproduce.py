@@ -235,7 +235,8 @@ def test_plan_counts_shards_and_costs(store, tmp_path):
     shards split the missing runs without overlap; a bad shard names the expected form."""
     prof = get_profile("smoke")
     reqs = P.notebook_requests("sensitivity", "synthetic-tiny", prof)
-    assert len(reqs) == 2 * len(prof.lambdas) * len(prof.steps)
+    assert len(reqs) == 2 * len(prof.lambdas) * len(prof.steps) + 1  # the grids, then the backbone
+    assert reqs[-1].model == "tedrec" and not reqs[-1].overrides
     fresh = RunStore(tmp_path / "runs", progress=False, threads=1)
     rows = P.plan(fresh, "smoke", ["synthetic-tiny"], ["ablation", "seedrec"])
     shared = [r for r in rows if set(r["notebooks"]) == {"ablation", "seedrec"}]
