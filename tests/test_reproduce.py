@@ -458,6 +458,30 @@ def test_plan_estimates_a_plug_in_from_its_backbone_there(tmp_path):
     assert row["est_minutes"] == pytest.approx(min(60, get_profile("smoke").epochs) * 30.0 / 60)
 
 
+def test_plan_estimates_a_plug_in_from_its_backbones_estimate_where_neither_ran(tmp_path, monkeypatch):
+    """Neither MealRec nor its backbone ran on the dataset: the backbone's scaled estimate
+    there times the plug-in's time ratio, rather than the plug-in's own scaling from a far
+    smaller dataset."""
+    root = tmp_path / "runs"
+
+    def fake(dataset, model, sec, epochs):
+        f = root / dataset / model / "seed1-0.json"
+        f.parent.mkdir(parents=True)
+        f.write_text(json.dumps({"timing": {"train_time_per_epoch_s": sec, "eval_time_per_epoch_s": 0.0,
+                                            "epochs_run": epochs}, "config": {"train": {"epochs": 200}}}))
+
+    fake("synthetic-tiny", "sasrec", 1.0, 30)
+    fake("synthetic-tiny", "mealrec-sasrec", 3.0, 30)
+    fake("synthetic-small", "sasrec", 10.0, 60)
+    sizes = {"synthetic-tiny": 1.0, "synthetic-small": 100.0, "synthetic-medium": 200.0}
+    monkeypatch.setattr(P, "_size", lambda store, d: sizes[d])
+    monkeypatch.setattr(P, "notebook_requests", lambda nb, d, prof: [P.request("mealrec-sasrec", d, prof)])
+    store = RunStore(root, progress=False, threads=1)
+    row = P.plan(store, "smoke", ["synthetic-medium"], ["ablation"])[0]
+    assert row["cost_basis"] == "sasrec scaled from synthetic-small x its time ratio on synthetic-tiny"
+    assert row["est_minutes"] == pytest.approx(min(60, get_profile("smoke").epochs) * 10.0 * 2 * 3.0 / 60)
+
+
 class _ScriptedStore:
     """A run store that hands back fixed results: (model, variant) -> (test N@10, train s/epoch)."""
 

@@ -221,8 +221,8 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
     """One row per distinct run the notebooks need on the datasets: which notebooks ask for
     it, whether it is stored, and for a missing run a rough cost in minutes: epochs as the
     model's stored runs took (else the epoch cap) times their seconds per epoch, on that
-    dataset; else, for a plug-in (``mealrec-X``, ``seedrec-X``) whose backbone X ran there,
-    X's cost there times the plug-in's time ratio to X where both ran; else scaled by
+    dataset; else, for a plug-in (``mealrec-X``, ``seedrec-X``), X's cost there (stored, or
+    else X's own estimate there) times the plug-in's time ratio to X where both ran; else scaled by
     interactions x items from the closest-sized dataset with a stored run of the model
     (``cost_basis`` says which); None when the model has no stored run."""
     sec_per_epoch, epochs_run, results = _stored_costs(store.root)
@@ -247,13 +247,18 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
         if (d, model) in sec_per_epoch:
             return sec_per_epoch[(d, model)], "", epochs_run.get((d, model))
         base = model.split("-", 1)[1] if model.startswith(("mealrec-", "seedrec-")) else None
-        if base and (d, base) in sec_per_epoch:
-            refs = [k[0] for k in sec_per_epoch if k[1] == model and (k[0], base) in sec_per_epoch]
-            if refs:
-                src = closest(refs, d)
-                ratio = sec_per_epoch[(src, model)] / sec_per_epoch[(src, base)]
+        refs = [k[0] for k in sec_per_epoch if k[1] == model and (k[0], base) in sec_per_epoch] if base else []
+        if refs:
+            src = closest(refs, d)
+            ratio = sec_per_epoch[(src, model)] / sec_per_epoch[(src, base)]
+            if (d, base) in sec_per_epoch:
                 return (sec_per_epoch[(d, base)] * ratio, f"{base} there x its time ratio on {src}",
                         epochs_run.get((d, base)))
+            # the backbone's own estimate there (scaled from a dataset it ran on, often closer in size
+            # than any the plug-in ran on) times the plug-in's ratio
+            base_sec, base_basis, base_epochs = seconds(d, base)
+            if base_sec is not None:
+                return base_sec * ratio, f"{base} {base_basis} x its time ratio on {src}", base_epochs
         known = [k[0] for k in sec_per_epoch if k[1] == model and size(k[0])]
         if not known or not size(d):
             return None, "", None
@@ -332,8 +337,8 @@ def coverage_markdown(rows: list[dict], profile: str, notebooks: Iterable[str], 
              "with fewer rows, saying which are missing). The cost of a missing run is a rough figure: its model's "
              "stored runs on that dataset (epochs until early stopping, seconds per epoch on the machine that ran them, "
              "often a loaded 2-core CPU); where it has none there, for MealRec or SeeDRec on a backbone, the backbone's runs "
-             "there times the plug-in's time ratio to it where both ran; else its runs on the closest-sized dataset scaled "
-             "by interactions x items.", "",
+             "there (or, where it has none either, the backbone's own scaled estimate) times the plug-in's time ratio to it "
+             "where both ran; else its runs on the closest-sized dataset scaled by interactions x items.", "",
              "| notebook | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
     for nb in notebooks:
         if nb in NO_RUNS:
