@@ -601,3 +601,26 @@ def test_figure4_picks_the_setting_by_validation_and_compares_it_with_the_backbo
     assert "(3rd of the 3 distinct settings)" in tuned["text"] and "lambda_T 0.9, T 5" in tuned["text"]
     assert f"{100 * (.25 / .22 - 1):+.1f}% against tedrec" in tuned["text"]
     assert P.notebook_requests("sensitivity", "synthetic-tiny", "full")[-1].model == "tedrec"
+
+
+class _SeededStore(_ScriptedStore):
+    """As _ScriptedStore, with SeeDRec's test N@10 moved by seed: +0%, +10%, +20% for seeds 1, 2, 3."""
+
+    def run(self, model, dataset, **kw):
+        res = super().run(model, dataset, **kw)
+        if model.startswith("seedrec-"):
+            f = 1 + 0.1 * (kw["seed"] - 1)
+            res["test"] = {k: v * f for k, v in res["test"].items()}
+        return res
+
+
+def test_the_seedrec_page_shows_the_spread_over_seeds():
+    prof = get_profile("full", "synthetic-small")
+    script = {("sasrec", "full"): (0.20, 1.0), ("mealrec-sasrec", "full"): (0.22, 1.0),
+              **{("seedrec-sasrec", v): (0.20, 1.0) for v in ("full", "-S2IDM", "-IPE")}}
+    res = R.seedrec_vs_mealrec(_SeededStore(script), "synthetic-small", prof, backbones=["sasrec"], seeds=[1, 2, 3])
+    assert "(3 seeds)" in res["verdict"] and "per seed +0.0%, +10.0%, +20.0%" in res["verdict"]
+    assert res["table"].loc[("sasrec", "seedrec-sasrec"), "ndcg@10 sd over seeds"] == pytest.approx(0.02)
+    assert res["table"].loc[("sasrec", "sasrec"), "ndcg@10 sd over seeds"] == pytest.approx(0.0, abs=1e-12)
+    one = R.seedrec_vs_mealrec(_SeededStore(script), "synthetic-small", prof, backbones=["sasrec"], seeds=[1])
+    assert "per seed" not in one["verdict"] and "ndcg@10 sd over seeds" not in one["table"]
