@@ -131,17 +131,18 @@ PROFILES: dict[str, Profile] = {
         # lacked on 2 cores, for the role synthetic-small already fills (a planted benchmark
         # where the right answer is known). `--datasets synthetic-medium` still runs it.
         synthetic_datasets=("synthetic-small",), real_datasets=("microlens-small", "microlens-big"),
-        # One MealRec-TedRec epoch on microlens-big takes ~8 min on one core (TedRec ~5 min):
+        # One MealRec-TedRec epoch on microlens-big takes ~4 min on one core (TedRec ~3 min;
+        # measured in the committed runs, two runs side by side on a 2-core CPU):
         # the paper's protocol (up to 200 epochs, 7 x 5 grids) would take weeks here.
         # Figure 4's two 7 x 5 grids are 65 distinct runs per dataset: ~16 core-hours on
         # synthetic-small and ~35 on microlens-small (`mealrec reproduce --plan`), so the
         # other datasets keep the grid's corners and default: 3 x 3 (15 distinct runs).
         thinned={
-            # Figure 6's SASRec and CL4SRec ablations on microlens-big: `--plan` estimated ~79
-            # core-hours for the page's 15 runs, ~7 for Figure 3's 5 TedRec runs. Figure 6 runs on
+            # Figure 6's SASRec and CL4SRec ablations on microlens-big: `--plan` estimates ~12
+            # core-hours for the page's 15 runs, ~3 for Figure 3's 5 TedRec runs. Figure 6 runs on
             # the other datasets only.
-            # The SeeDRec page's 3 seeds (10 runs per seed and dataset) would add ~6, ~26 and
-            # ~120 core-hours on synthetic-small, microlens-small and microlens-big: one seed.
+            # The SeeDRec page's 3 seeds (10 runs per seed and dataset) would add ~4, ~30 and
+            # ~17 core-hours on synthetic-small, microlens-small and microlens-big: one seed.
             "microlens-big": {"epochs": 10, "patience": 3, "lambdas": (0.1, 0.5), "steps": (5, 10),
                               "noise": (0.0, 0.5), "tsne_users": 500, "ablation_backbones": ("tedrec",),
                               "seedrec_seeds": (2020,)},
