@@ -437,20 +437,22 @@ def test_improvement_frame_prints_small_p_values_and_the_verdict_counts_signific
     assert not any(v["significant"] and v["significantly worse"] for v in res["improvement"].values())
 
 
+def _fake_timing(root, dataset, model, sec, epochs):
+    """A stored result holding only what the cost model reads: seconds per epoch and epochs run."""
+    f = root / dataset / model / "seed1-0.json"
+    f.parent.mkdir(parents=True)
+    f.write_text(json.dumps({"timing": {"train_time_per_epoch_s": sec, "eval_time_per_epoch_s": 0.0,
+                                        "epochs_run": epochs}, "config": {"train": {"epochs": 200}}}))
+
+
 def test_plan_estimates_a_plug_in_from_its_backbone_there(tmp_path):
     """MealRec on a dataset where only its backbone ran: the backbone's cost there times the
     plug-in's time ratio where both ran (not a size scaling from another dataset)."""
     root = tmp_path / "runs"
 
-    def fake(dataset, model, sec, epochs):
-        f = root / dataset / model / "seed1-0.json"
-        f.parent.mkdir(parents=True)
-        f.write_text(json.dumps({"timing": {"train_time_per_epoch_s": sec, "eval_time_per_epoch_s": 0.0,
-                                            "epochs_run": epochs}, "config": {"train": {"epochs": 200}}}))
-
-    fake("synthetic-tiny", "sasrec", 1.0, 30)
-    fake("synthetic-tiny", "mealrec-sasrec", 3.0, 30)
-    fake("synthetic-small", "sasrec", 10.0, 60)
+    _fake_timing(root, "synthetic-tiny", "sasrec", 1.0, 30)
+    _fake_timing(root, "synthetic-tiny", "mealrec-sasrec", 3.0, 30)
+    _fake_timing(root, "synthetic-small", "sasrec", 10.0, 60)
     store = RunStore(root, progress=False, threads=1)
     rows = P.plan(store, "smoke", ["synthetic-small"], ["ablation"])
     row = next(r for r in rows if r["model"] == "mealrec-sasrec" and not r["setting"])
@@ -464,15 +466,9 @@ def test_plan_estimates_a_plug_in_from_its_backbones_estimate_where_neither_ran(
     smaller dataset."""
     root = tmp_path / "runs"
 
-    def fake(dataset, model, sec, epochs):
-        f = root / dataset / model / "seed1-0.json"
-        f.parent.mkdir(parents=True)
-        f.write_text(json.dumps({"timing": {"train_time_per_epoch_s": sec, "eval_time_per_epoch_s": 0.0,
-                                            "epochs_run": epochs}, "config": {"train": {"epochs": 200}}}))
-
-    fake("synthetic-tiny", "sasrec", 1.0, 30)
-    fake("synthetic-tiny", "mealrec-sasrec", 3.0, 30)
-    fake("synthetic-small", "sasrec", 10.0, 60)
+    _fake_timing(root, "synthetic-tiny", "sasrec", 1.0, 30)
+    _fake_timing(root, "synthetic-tiny", "mealrec-sasrec", 3.0, 30)
+    _fake_timing(root, "synthetic-small", "sasrec", 10.0, 60)
     sizes = {"synthetic-tiny": 1.0, "synthetic-small": 100.0, "synthetic-medium": 200.0}
     monkeypatch.setattr(P, "_size", lambda store, d: sizes[d])
     monkeypatch.setattr(P, "notebook_requests", lambda nb, d, prof: [P.request("mealrec-sasrec", d, prof)])
