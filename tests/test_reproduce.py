@@ -111,7 +111,8 @@ def test_runner_skips_unchanged_pairs_and_leaves_nothing_on_failure(tmp_path):
     executed = nbformat.read(out, as_version=4)
     assert executed.cells[0].source.startswith("# Table 1: dataset statistics (synthetic-tiny)")
     side = json.loads((out.parent / "datasets-synthetic-tiny.json").read_text())
-    assert side["provenance"]["data_hash"]["synthetic-tiny"] and side["results"][0]["users (ours)"] == 200
+    assert side["provenance"]["data_hash"]["synthetic-tiny"] and side["results"]["table"][0]["users (ours)"] == 200
+    assert side["results"]["sememes"][0]["source"] == "topic" and side["results"]["sememes"][0]["sememes"] > 0
     again = run_notebooks(["synthetic-tiny"], profile="smoke", notebooks=["datasets"], root=root, progress=False)
     assert again == [("datasets", "synthetic-tiny", "unchanged")]
     # a failing cell: clear error naming the cell, the old output untouched, no temp file left
@@ -215,6 +216,14 @@ def test_profile_thinning_applies_per_dataset_and_is_stated_on_the_page():
     assert page.count("is thinned") == 1 and full.thinning_note("microlens-big", PAGES[1].notebook) in page
     with pytest.raises(MealRecError, match="valid: smoke, quick, full"):
         get_profile("ful", "microlens-big")
+    # SEEDS as the notebooks receive it: None, a list, one int, or text (papermill -p passes lists as text)
+    from mealrec.reproduce import parse_seeds
+    assert parse_seeds(None, (2020,)) == [2020] and parse_seeds([], (2020,)) == [2020]
+    assert parse_seeds([2021, 2022], (2020,)) == [2021, 2022] and parse_seeds(7, (2020,)) == [7]
+    assert parse_seeds("[2020, 2021, 2022]", (1,)) == [2020, 2021, 2022]
+    for bad in ("2020,2021", ["2020"], [True], 1.5):
+        with pytest.raises(MealRecError, match=r"SEEDS.*-y \"SEEDS: \[2020"):
+            parse_seeds(bad, (2020,))
     # synthetic-medium is out of the full profile's defaults but keeps its thinning when named
     from mealrec.reproduce.runner import default_datasets
     assert default_datasets("full", "some/data") == ["synthetic-small", "microlens-small", "microlens-big"]

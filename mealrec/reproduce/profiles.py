@@ -119,7 +119,8 @@ PROFILES: dict[str, Profile] = {
         noise=(0.0, 0.1, 0.3, 0.5), timing_epochs=1, tsne_users=300,
         synthetic_datasets=("synthetic-small",), real_datasets=("microlens-small", "microlens-big"),
         # A first look at the real data, not a reproduction: 39 runs of 3 epochs on all of
-        # microlens-small (10k users) would take ~3.4 core-hours and on microlens-big ~42.
+        # microlens-small (10k users) would take ~1.6 core-hours and on microlens-big ~5
+        # (`--plan`'s cost model on the committed full-profile runs).
         # A seeded sample of users keeps every notebook on real interactions and titles.
         thinned={d: {"max_users": QUICK_USERS} for d in ("microlens-small", "microlens-big")},
     ),
@@ -127,8 +128,8 @@ PROFILES: dict[str, Profile] = {
         name="full", epochs=200, patience=10, plateau_patience=30, seeds=(2020,), seedrec_seeds=(2020, 2021, 2022),
         lambdas=(0.01, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9), steps=(5, 10, 15, 20, 25), noise=(0.0, 0.1, 0.3, 0.5), timing_epochs=3, tsne_users=1000,
         # synthetic-medium (5x synthetic-small, no counterpart in the paper) is left out of the
-        # default datasets: its pages would cost ~120 of the ~285 core-hours the full book still
-        # lacked on 2 cores, for the role synthetic-small already fills (a planted benchmark
+        # default datasets: its pages would cost ~120 core-hours on 2 cores (`--plan`'s estimate),
+        # for the role synthetic-small already fills (a planted benchmark
         # where the right answer is known). `--datasets synthetic-medium` still runs it.
         synthetic_datasets=("synthetic-small",), real_datasets=("microlens-small", "microlens-big"),
         # One MealRec-TedRec epoch on microlens-big takes ~4 min on one core (TedRec ~3 min;
@@ -178,4 +179,26 @@ def get_profile(name: str, dataset: str | None = None) -> Profile:
     return prof.for_dataset(dataset) if dataset is not None else prof
 
 
-__all__ = ["PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "backbone_of", "get_profile", "stopped_on_plateau"]
+
+def parse_seeds(value, default) -> list[int]:
+    """The notebooks' ``SEEDS`` parameter as a list of seeds: None (or empty) gives ``default``
+    (the profile's seeds); a list of integers or one integer is taken as is; text holding such a
+    list is parsed, since ``papermill -p SEEDS "[2020, 2021]"`` passes the list as a string."""
+    import json
+
+    given = value
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else None
+        except json.JSONDecodeError:
+            value = given
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return [int(s) for s in default]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        raise MealRecError(f"parameter SEEDS must be None or a list of integers such as [2020, 2021, 2022]; got {given!r}. "
+                           "With papermill, pass it as YAML: -y \"SEEDS: [2020, 2021, 2022]\"")
+    return [int(s) for s in value]
+
+__all__ = ["PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "backbone_of", "get_profile", "parse_seeds", "stopped_on_plateau"]

@@ -46,8 +46,10 @@ class Page:
 PAGES: tuple[Page, ...] = (
     Page("datasets", "table1", "Table 1: datasets",
          "Users, items and interactions after filtering (MicroLens: iterative 4-core; leave-one-out split), "
-         "beside the paper's Table 1, and for each dataset which parts are real and which are synthetic.",
-         (("any", "table"), ("text", "verdict"))),
+         "beside the paper's Table 1, and for each dataset which parts are real and which are synthetic. Then "
+         "the number of sememes per source (hashtags and title words on MicroLens, planted topics on the "
+         "synthetic sets), which the SeeDRec page reads, as in SeeDRec's Table 1.",
+         (("any", "table"), ("text", "verdict"), ("any", "sememes"), ("text", "sememe-text"))),
     Page("overall", "table2", "Table 2: overall performance",
          "Test HR@10/20 and NDCG@10/20, full ranking over all items, history not masked, ties broken against "
          "the target, checkpoint of the best validation NDCG@10 (early stopping, patience as the profile sets). "
@@ -81,7 +83,8 @@ PAGES: tuple[Page, ...] = (
          "SASRec and CL4SRec, one seed, full ranking and CE for every row (SeeDRec's paper: BCE and 999 sampled "
          "negatives; `mealrec.models.seedrec.sampled_evaluate` gives that protocol); p-values are paired t-tests "
          "over test users. Then S2IDM's parameters and training time per epoch against an item-level diffusion "
-         "of the same shape, timed on the same users.",
+         "of the same shape, timed on the same users, in turn, fastest of three rounds (a live timing on this "
+         "machine: it moves with the machine's load).",
          (("any", "table"), ("text", "verdict"), ("any", "cost"), ("figure", "figure"))),
 )
 NOTEBOOKS = tuple(p.notebook for p in PAGES)
@@ -247,8 +250,10 @@ def _page_markdown(page: Page, profile: str, datasets: list[str], pending: list[
         for kind, key in page.glue:
             if page.notebook == "ablation" and key.split("-", 1)[-1] not in backbones and key != "figure":
                 continue  # a backbone the profile leaves out on this dataset (said in the note above)
-            if kind == "text":
+            if kind == "text" and key.startswith("verdict"):
                 lines += ["**Verdict.**", ""]
+            elif key == "sememes":
+                lines += ["**Sememes** (read by the SeeDRec page)", ""]
             elif key.startswith("table-"):
                 lines += [f"**{key[len('table-'):]} backbone**", ""]
             lines += [f"```{{glue:any}} {key}", f":doc: {doc}", "```", ""]
