@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -101,6 +102,25 @@ def test_notebooks_are_stored_clean_with_a_parameters_cell():
         for name in ("DATASET", "PROFILE", "SEEDS", "MODELS", "OUTPUT_DIR"):
             assert f"{name} = " in params[0].source, (nb, name)
         assert all(not c.get("outputs") and c.get("execution_count") is None for c in book.cells if c.cell_type == "code"), nb
+
+
+def test_bad_parameters_fail_in_the_first_cell_listing_the_valid_values(tmp_path):
+    """An unknown dataset, a misspelled profile, an unknown model or malformed seeds stop the
+    notebook in its first cell after the parameters, with the valid values in the message."""
+    import papermill as pm
+
+    cases = [({"DATASET": "synthetic-tinyy"}, "unknown dataset 'synthetic-tinyy'; valid names: .*synthetic-tiny"),
+             ({"PROFILE": "smokey"}, "unknown profile 'smokey'; valid: smoke, quick, full"),
+             ({"MODELS": "sasrec,tedrek"}, "unknown model 'tedrek'; valid names: .*tedrec"),
+             ({"SEEDS": "2020;2021"}, "SEEDS must be None or a list of integers")]
+    for params, message in cases:
+        with pytest.raises(pm.PapermillExecutionError) as err:
+            pm.execute_notebook(str(ROOT / "notebooks/overall.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                                parameters={"DATASET": "synthetic-tiny", "PROFILE": "smoke", "RUNS_DIR": str(tmp_path / "runs"),
+                                            "OUTPUT_DIR": str(tmp_path / "out"), "FIGURES_DIR": str(tmp_path / "fig"), **params},
+                                cwd=str(ROOT), progress_bar=False)
+        assert err.value.exec_count == 3, (params, err.value.exec_count)  # parameters, injected parameters, then this
+        assert re.search(message, err.value.evalue), (params, err.value.evalue)
 
 
 def test_runner_skips_unchanged_pairs_and_leaves_nothing_on_failure(tmp_path):
@@ -224,6 +244,13 @@ def test_profile_thinning_applies_per_dataset_and_is_stated_on_the_page():
     for bad in ("2020,2021", ["2020"], [True], 1.5):
         with pytest.raises(MealRecError, match=r"SEEDS.*-y \"SEEDS: \[2020"):
             parse_seeds(bad, (2020,))
+    from mealrec.reproduce import parse_models
+    assert parse_models(None) is None and parse_models("") is None and parse_models([]) is None
+    assert parse_models('["sasrec", "tedrec"]') == parse_models("sasrec, tedrec") == parse_models(["sasrec", "tedrec"]) == ["sasrec", "tedrec"]
+    with pytest.raises(MealRecError, match="unknown model 'sasrek'; valid names: .*sasrec"):
+        parse_models("sasrek")
+    with pytest.raises(MealRecError, match="MODELS"):
+        parse_models('["sasrec"')
     # synthetic-medium is out of the full profile's defaults but keeps its thinning when named
     from mealrec.reproduce.runner import default_datasets
     assert default_datasets("full", "some/data") == ["synthetic-small", "microlens-small", "microlens-big"]

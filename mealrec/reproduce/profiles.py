@@ -176,7 +176,12 @@ def get_profile(name: str, dataset: str | None = None) -> Profile:
         prof = PROFILES[name]
     except KeyError:
         raise MealRecError(f"unknown profile {name!r}; valid: {', '.join(PROFILES)}") from None
-    return prof.for_dataset(dataset) if dataset is not None else prof
+    if dataset is None:
+        return prof
+    from ..data import dataset_spec
+
+    dataset_spec(dataset)  # an unknown dataset fails here, listing the valid names
+    return prof.for_dataset(dataset)
 
 
 
@@ -201,4 +206,33 @@ def parse_seeds(value, default) -> list[int]:
                            "With papermill, pass it as YAML: -y \"SEEDS: [2020, 2021, 2022]\"")
     return [int(s) for s in value]
 
-__all__ = ["PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "backbone_of", "get_profile", "parse_seeds", "stopped_on_plateau"]
+
+def parse_models(value) -> list[str] | None:
+    """The notebooks' ``MODELS`` parameter: None (each page's own models, read from the
+    registry), a list of registered names, or the same as text: a JSON list (what
+    ``papermill -p MODELS '["sasrec", "tedrec"]'`` passes) or comma-separated names. An unknown
+    name fails here, listing the valid ones."""
+    import json
+
+    from ..models import get_model_class
+
+    given = value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise MealRecError(f"parameter MODELS: {given!r} is not a JSON list of names; "
+                                   "pass e.g. -y \"MODELS: [sasrec, tedrec]\"") from None
+        else:
+            value = [m.strip() for m in text.split(",") if m.strip()] or None
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(m, str) for m in value):
+        raise MealRecError(f"parameter MODELS must be None or a list of model names; got {given!r}")
+    for m in value:
+        get_model_class(m)  # raises, naming the valid models
+    return list(value)
+
+__all__ = ["PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "backbone_of", "get_profile", "parse_models", "parse_seeds", "stopped_on_plateau"]
