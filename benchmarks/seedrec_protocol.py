@@ -26,7 +26,7 @@ from mealrec.evaluation import evaluate
 from mealrec.models.seedrec import sampled_evaluate
 from mealrec.reproduce import RunStore, get_profile
 from mealrec.reproduce.plan import SEEDREC_BACKBONES, seedrec_requests
-from mealrec.trainer import load_checkpoint
+from mealrec.trainer import load_checkpoint, load_result
 from mealrec.utils import MealRecError, seed_everything, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,12 @@ def score(store: RunStore, request, n_negatives: int, sample_seed: int) -> dict:
     path = request.path(store)
     if not path.exists():
         return {"missing": f"no stored result {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}"}
-    res = request.run(store)  # stored: read back, nothing trained (a plateau retry must be stored too)
+    retry = request.retry(load_result(path))
+    if retry is not None:  # the page reads the retry of a run that stopped on an early plateau
+        if not retry.path(store).exists():
+            return {"missing": f"no stored plateau retry (patience {retry.patience}) of {path.name}"}
+        request = retry
+    res = request.run(store, claimed=True)  # stored: read back, nothing trained
     ckpt = store.checkpoint(res)
     if ckpt is None:
         return {"missing": f"no checkpoint beside {Path(res['result_path']).name} (checkpoints are not committed)"}

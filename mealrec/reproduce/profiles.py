@@ -184,7 +184,6 @@ def get_profile(name: str, dataset: str | None = None) -> Profile:
     return prof.for_dataset(dataset)
 
 
-
 def parse_seeds(value, default) -> list[int]:
     """The notebooks' ``SEEDS`` parameter as a list of seeds: None (or empty) gives ``default``
     (the profile's seeds); a list of integers or one integer is taken as is; text holding such a
@@ -196,7 +195,7 @@ def parse_seeds(value, default) -> list[int]:
         try:
             value = json.loads(value) if value.strip() else None
         except json.JSONDecodeError:
-            value = given
+            pass  # left as text: rejected below
     if value is None or (isinstance(value, (list, tuple)) and not value):
         return [int(s) for s in default]
     if isinstance(value, int) and not isinstance(value, bool):
@@ -234,5 +233,6 @@ def parse_models(value) -> list[str] | None:
     for m in value:
         get_model_class(m)  # raises, naming the valid models
     return list(value)
+
 
 __all__ = ["PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "backbone_of", "get_profile", "parse_models", "parse_seeds", "stopped_on_plateau"]
