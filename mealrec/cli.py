@@ -282,8 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM (``kill``, a job scheduler's stop) into ``SystemExit(143)``, so that the
+    clean-up a Ctrl-C gets runs too: a half-executed notebook's temporary file is removed, the
+    kernel is shut down and no partial result is renamed into place."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _exit_on_sigterm()
     try:
         return args.func(args)
     except MealRecError as e:

@@ -71,3 +71,30 @@ def test_filtered_plan_leaves_the_coverage_page_alone(tmp_path, monkeypatch, cap
     assert "coverage page not written" in capsys.readouterr().out and not page.exists()
     assert main(["reproduce", "--profile", "smoke", "--plan"]) == 0
     assert "coverage page:" in capsys.readouterr().out and "stored / runs needed" in page.read_text()
+
+
+def test_sigterm_leaves_nothing_half_written(tmp_path):
+    """A `kill` of the CLI runs the same clean-up as an exception: the temporary file of the
+    output being written is removed and nothing is renamed into place."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    target = tmp_path / "out.json"
+    script = textwrap.dedent(f"""
+        import time
+        from mealrec.cli import _exit_on_sigterm
+        from mealrec.utils import atomic_path
+        _exit_on_sigterm()
+        with atomic_path({str(target)!r}) as tmp:
+            tmp.write_text("half")
+            print("ready", flush=True)
+            time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    assert len(list(tmp_path.iterdir())) == 1  # the temporary file, while writing
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []

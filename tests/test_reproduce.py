@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -593,15 +594,30 @@ def test_processes_share_missing_runs_through_claims(tmp_path):
 
 
 def test_the_seedrec_page_has_its_own_seeds_and_states_their_thinning():
-    """The page is designed for 3 seeds: the full profile says so, and each dataset that cuts it to one says so."""
+    """The page is designed for 3 seeds: the full profile says so, and each dataset that cuts
+    them, or gives a backbone fewer, or leaves one off, says so; the runs follow."""
     full = get_profile("full")
     assert full.seeds_for("seedrec") == (2020, 2021, 2022) and full.seeds_for("overall") == (2020,)
+    assert full.seedrec_seeds_by_backbone() == {"sasrec": (2020, 2021, 2022), "cl4srec": (2020, 2021, 2022)}
+    big = get_profile("full", "microlens-big")
+    assert big.seeds_for("seedrec") == (2020,)
+    assert "seedrec_seeds {2020} instead of {2020, 2021, 2022}" in full.thinning_note("microlens-big", "seedrec")
+    assert "seedrec_seeds" not in full.thinning_note("microlens-big", "overall")
     small = get_profile("full", "microlens-small")
-    assert small.seeds_for("seedrec") == (2020,)
-    assert "seedrec_seeds {2020} instead of {2020, 2021, 2022}" in full.thinning_note("microlens-small", "seedrec")
-    assert "seedrec_seeds" not in full.thinning_note("microlens-small", "overall")
+    assert small.seedrec_seeds_by_backbone() == {"sasrec": (2020, 2021, 2022)}
+    assert "the SeeDRec page leaves the cl4srec backbone off" in full.thinning_note("microlens-small", "seedrec")
+    syn = get_profile("full", "synthetic-small")
+    assert syn.seedrec_seeds_by_backbone() == {"sasrec": (2020, 2021, 2022), "cl4srec": (2020,)}
+    assert "seeds {2020} on the SeeDRec page's cl4srec rows" in full.thinning_note("synthetic-small", "seedrec")
+    assert syn.seedrec_seeds_by_backbone([7]) == {"sasrec": (7,), "cl4srec": (7,)}  # a notebook's SEEDS
+    reqs = P.notebook_requests("seedrec", "synthetic-small", "full")
+    assert {(r.model, r.seed) for r in reqs if r.model.endswith("cl4srec")} == {(m, 2020) for m in ("cl4srec", "mealrec-cl4srec", "seedrec-cl4srec")}
+    assert {r.seed for r in reqs if r.model.endswith("sasrec")} == {2020, 2021, 2022}
+    assert not [r for r in P.notebook_requests("seedrec", "microlens-small", "full") if "cl4srec" in r.model]
     assert {r.seed for r in P.notebook_requests("seedrec", "synthetic-tiny", "full")} == {2020, 2021, 2022}
     assert get_profile("quick").seeds_for("seedrec") == (2020,)
+    with pytest.raises(MealRecError, match="valid backbones: sasrec, cl4srec"):
+        replace(full, seedrec_backbone_seeds={"tedrec": (1,)}).seedrec_seeds_by_backbone()
 
 
 def test_figure4_picks_the_setting_by_validation_and_compares_it_with_the_backbone(monkeypatch):
@@ -656,3 +672,20 @@ def test_the_seedrec_page_shows_the_spread_over_seeds():
     assert res["table"].loc[("sasrec", "sasrec"), "ndcg@10 sd over seeds"] == pytest.approx(0.0, abs=1e-12)
     one = R.seedrec_vs_mealrec(_SeededStore(script), "synthetic-small", prof, backbones=["sasrec"], seeds=[1])
     assert "per seed" not in one["verdict"] and "ndcg@10 sd over seeds" not in one["table"]
+
+
+def test_the_seedrec_page_takes_seeds_per_backbone():
+    """A mapping backbone -> seeds: each backbone's rows average over its own seeds, and the
+    verdict says how many each had; a backbone outside the page's list is refused."""
+    prof = get_profile("full", "synthetic-small")
+    script = {(f"{p}{b}", v): (0.20, 1.0) for b in ("sasrec", "cl4srec") for p in ("", "mealrec-")
+              for v in ("full",)}
+    script.update({(f"seedrec-{b}", v): (0.20, 1.0) for b in ("sasrec", "cl4srec") for v in ("full", "-S2IDM", "-IPE")})
+    res = R.seedrec_vs_mealrec(_SeededStore(script), "synthetic-small", prof, seeds={"sasrec": [1, 2, 3], "cl4srec": [3]})
+    t = res["table"]
+    assert t.loc[("sasrec", "seedrec-sasrec"), "seeds"] == 3 and t.loc[("cl4srec", "seedrec-cl4srec"), "seeds"] == 1
+    assert t.loc[("sasrec", "seedrec-sasrec"), "ndcg@10"] == pytest.approx(0.22)  # mean of .20, .22, .24
+    assert t.loc[("cl4srec", "seedrec-cl4srec"), "ndcg@10"] == pytest.approx(0.24)  # seed 3 only
+    assert "on sasrec (3 seeds)" in res["verdict"] and "on cl4srec (1 seed)" in res["verdict"]
+    with pytest.raises(MealRecError, match="backbones must be among sasrec, cl4srec"):
+        R.seedrec_vs_mealrec(_SeededStore(script), "synthetic-small", prof, seeds={"tedrec": [1]})

@@ -25,7 +25,7 @@ import numpy as np
 from ..models import MODELS, get_model_class
 from .. import paper
 from ..utils import MealRecError, atomic_path
-from .profiles import Profile, backbone_of, get_profile, stopped_on_plateau
+from .profiles import SEEDREC_BACKBONES, Profile, backbone_of, get_profile, stopped_on_plateau
 from .store import RunStore, _tag
 
 #: MealRec's variants (Figures 3 and 6) and SeeDRec's (its Section 4.3).
@@ -34,7 +34,6 @@ SEEDREC_VARIANTS = ("full", "-S2IDM", "-IPE")
 #: What the notebooks run when their MODELS parameter is None.
 NOISE_MODELS = ("mealrec-tedrec",)
 VIS_MODELS = ("tedrec", "mealrec-tedrec")
-SEEDREC_BACKBONES = ("sasrec", "cl4srec")
 #: Notebooks that train nothing.
 NO_RUNS = ("datasets",)
 
@@ -172,7 +171,8 @@ def notebook_requests(notebook: str, dataset: str, profile: Profile | str) -> li
     if notebook == "visualisation":
         return [request(m, dataset, prof) for m in VIS_MODELS]
     if notebook == "seedrec":
-        return [r for rs in seedrec_requests(dataset, prof, prof.seeds_for("seedrec")).values() for r in rs]
+        return [r for b, seeds in prof.seedrec_seeds_by_backbone().items()
+                for rs in seedrec_requests(dataset, prof, seeds, [b]).values() for r in rs]
     raise MealRecError(f"unknown notebook {notebook!r}; valid: overall, complexity, ablation, sensitivity, noise, "
                        f"visualisation, seedrec, {', '.join(NO_RUNS)}")
 

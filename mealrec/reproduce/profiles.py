@@ -46,6 +46,10 @@ class Profile:
     backbone_patience: dict = field(default_factory=dict)
     #: Seeds of the SeeDRec page ("Beyond the paper"; None: ``seeds``); it is designed for 3.
     seedrec_seeds: tuple[int, ...] | None = None
+    #: backbone -> seeds of the SeeDRec page's rows on that backbone, in place of
+    #: ``seedrec_seeds``; an empty tuple leaves the backbone off the page. Backbones not named
+    #: keep ``seedrec_seeds``. See :meth:`seedrec_seeds_by_backbone`.
+    seedrec_backbone_seeds: dict = field(default_factory=dict)
     #: Per-dataset thinning: dataset -> {field: value} replacing the fields above on that
     #: dataset only (a grid or an epoch budget that cannot fit on 2 cores). Stated on every page.
     thinned: dict = field(default_factory=dict)
@@ -55,8 +59,23 @@ class Profile:
         return asdict(self)
 
     def seeds_for(self, notebook: str) -> tuple[int, ...]:
-        """The default seeds of ``notebook`` (the SeeDRec page may have its own)."""
-        return (self.seedrec_seeds or self.seeds) if notebook == "seedrec" else self.seeds
+        """The default seeds of ``notebook`` (the SeeDRec page may have its own: for it, every
+        seed any of its backbones runs, see :meth:`seedrec_seeds_by_backbone`)."""
+        if notebook != "seedrec":
+            return self.seeds
+        return tuple(sorted({s for seeds in self.seedrec_seeds_by_backbone().values() for s in seeds}))
+
+    def seedrec_seeds_by_backbone(self, seeds=None) -> dict[str, tuple[int, ...]]:
+        """backbone -> the seeds of the SeeDRec page's rows on it, for the backbones the page
+        shows (in :data:`SEEDREC_BACKBONES` order). ``seeds`` (a notebook's ``SEEDS``), when
+        given, replaces the seeds of every backbone the page shows."""
+        unknown = sorted(set(self.seedrec_backbone_seeds) - set(SEEDREC_BACKBONES))
+        if unknown:
+            raise MealRecError(f"profile {self.name!r}: seedrec_backbone_seeds names {', '.join(unknown)}; "
+                               f"valid backbones: {', '.join(SEEDREC_BACKBONES)}")
+        default = tuple(self.seedrec_seeds or self.seeds)
+        out = {b: tuple(self.seedrec_backbone_seeds.get(b, default)) for b in SEEDREC_BACKBONES}
+        return {b: (tuple(seeds) if seeds else s) for b, s in out.items() if s}
 
     def patience_for(self, model: str) -> int:
         """The patience runs of ``model`` train with (see ``backbone_patience``)."""
@@ -74,9 +93,12 @@ class Profile:
             used = NOTEBOOK_FIELDS.get(notebook, ())
             changes = {k: v for k, v in changes.items() if k in used}
         longer = changes.pop("backbone_patience", {})
+        per_backbone = changes.pop("seedrec_backbone_seeds", {})
         base = PROFILES.get(self.name, self)
         parts = [f"a sample of {v} users instead of all of them" if k == "max_users"
                  else f"{k} {_fmt(v)} instead of {_fmt(getattr(base, k))}" for k, v in changes.items()]
+        parts += [f"the SeeDRec page leaves the {b} backbone off" if not seeds else f"seeds {_fmt(tuple(seeds))} on the SeeDRec "
+                  f"page's {b} rows" for b, seeds in per_backbone.items()]
         text = (f"On {dataset} the `{self.name}` profile is thinned to fit a 2-core machine: " + "; ".join(parts) + ".") if parts else ""
         for b, pat in longer.items():
             text += ((" " if text else "") + f"On {dataset} every run on the {b} backbone ({b} itself, its MealRec and "
@@ -99,8 +121,11 @@ NOTEBOOK_FIELDS: dict[str, tuple[str, ...]] = {
     "datasets": ("max_users",), "overall": RUN_FIELDS, "complexity": ("timing_epochs", "max_users"),
     "ablation": RUN_FIELDS + ("ablation_backbones",), "sensitivity": RUN_FIELDS + ("lambdas", "steps"),
     "noise": RUN_FIELDS + ("noise",), "visualisation": RUN_FIELDS + ("tsne_users",),
-    "seedrec": RUN_FIELDS + ("seedrec_seeds",),
+    "seedrec": RUN_FIELDS + ("seedrec_seeds", "seedrec_backbone_seeds"),
 }
+
+#: The backbones the SeeDRec page can put both plug-ins on.
+SEEDREC_BACKBONES = ("sasrec", "cl4srec")
 
 #: The best epoch at or below which an early stop counts as a stop on an early plateau.
 PLATEAU_BEST_EPOCH = 3
@@ -143,16 +168,20 @@ PROFILES: dict[str, Profile] = {
             # core-hours for the page's 15 runs, ~3 for Figure 3's 5 TedRec runs. Figure 6 runs on
             # the other datasets only.
             # The SeeDRec page's 3 seeds (10 runs per seed and dataset) would add ~4, ~30 and
-            # ~17 core-hours on synthetic-small, microlens-small and microlens-big: one seed.
+            # ~17 core-hours on synthetic-small, microlens-small and microlens-big (`--plan`).
+            # The comparison the page exists for is SASRec, SASRec+SeeDRec, MealRec-SASRec and
+            # SeeDRec's ablations, so SASRec's rows get the 3 seeds first. On microlens-small the
+            # CL4SRec rows (~12 core-hours for one seed: CL4SRec's epochs cost ~3x SASRec's) are
+            # left off; microlens-big shows them at one seed.
             "microlens-big": {"epochs": 10, "patience": 3, "lambdas": (0.1, 0.5), "steps": (5, 10),
                               "noise": (0.0, 0.5), "tsne_users": 500, "ablation_backbones": ("tedrec",),
                               "seedrec_seeds": (2020,)},
-            **{d: {"lambdas": (0.01, 0.1, 0.9), "steps": (5, 10, 25), "seedrec_seeds": (2020,)}
-               for d in ("synthetic-medium", "microlens-small")},
+            "synthetic-medium": {"lambdas": (0.01, 0.1, 0.9), "steps": (5, 10, 25), "seedrec_seeds": (2020,)},
+            "microlens-small": {"lambdas": (0.01, 0.1, 0.9), "steps": (5, 10, 25), "seedrec_backbone_seeds": {"cl4srec": ()}},
             # CL4SRec on synthetic-small: at patience 10 it stopped at epoch 12 (best epoch 2, test
             # N@10 .106); at patience 30 it reached best epoch 104 (.241). Its plug-ins and their
             # ablations get the same patience, so Figure 6 and the SeeDRec page compare like with like.
-            "synthetic-small": {"lambdas": (0.01, 0.1, 0.9), "steps": (5, 10, 25), "seedrec_seeds": (2020,),
+            "synthetic-small": {"lambdas": (0.01, 0.1, 0.9), "steps": (5, 10, 25), "seedrec_backbone_seeds": {"cl4srec": (2020,)},
                                 "backbone_patience": {"cl4srec": 30}},
         },
     ),
@@ -235,4 +264,4 @@ def parse_models(value) -> list[str] | None:
     return list(value)
 
 
-__all__ = ["PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "backbone_of", "get_profile", "parse_models", "parse_seeds", "stopped_on_plateau"]
+__all__ = ["PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "SEEDREC_BACKBONES", "backbone_of", "get_profile", "parse_models", "parse_seeds", "stopped_on_plateau"]

@@ -584,21 +584,32 @@ def alignment_verdict(reps: dict[str, dict[str, np.ndarray]]) -> str:
 
 # --------------------------------------------------------------------------- beyond the paper: SeeDRec
 def seedrec_vs_mealrec(store: RunStore, dataset: str, profile: Profile, seed: int | None = None,
-                       backbones: Iterable[str] = SEEDREC_BACKBONES, seeds: Iterable[int] | None = None) -> dict:
+                       backbones: Iterable[str] = SEEDREC_BACKBONES, seeds=None) -> dict:
     """Both plug-ins on the same backbones: the bare backbone, MealRec on it, SeeDRec on it and
     SeeDRec's two ablations (``-S2IDM``: prompts from the undiffused sememe distribution;
-    ``-IPE``: no prompts). Metrics are means over ``seeds`` (default: ``[seed]``, or the
-    profile's first seed); paired t-tests on test N@10 per user (averaged over the seeds) of
-    each plug-in against its backbone and of SeeDRec against MealRec."""
-    seeds = list(seeds) if seeds else [profile.seeds[0] if seed is None else seed]
-    backbones = list(backbones)
+    ``-IPE``: no prompts). ``seeds``: a mapping backbone -> seeds (what
+    :meth:`Profile.seedrec_seeds_by_backbone` gives; it also picks the backbones), or seeds for
+    every one of ``backbones`` (default: ``[seed]``, or the profile's first seed). Metrics are
+    means over a backbone's seeds; paired t-tests on test N@10 per user (averaged over the
+    seeds) of each plug-in against its backbone and of SeeDRec against MealRec."""
+    if isinstance(seeds, dict):
+        by_backbone = {b: list(s) for b, s in seeds.items()}
+    else:
+        one = list(seeds) if seeds else [profile.seeds[0] if seed is None else seed]
+        by_backbone = {b: one for b in backbones}
+    bad = sorted(set(by_backbone) - set(SEEDREC_BACKBONES))
+    if bad or not by_backbone or not all(by_backbone.values()):
+        raise MealRecError(f"seedrec_vs_mealrec: backbones must be among {', '.join(SEEDREC_BACKBONES)}, each with at "
+                           f"least one seed; got {by_backbone!r}")
+    backbones = list(by_backbone)
     rows, runs = [], {}
-    for (b, label), reqs in seedrec_requests(dataset, profile, seeds, backbones).items():
-        rs = runs[label] = [q.run(store) for q in reqs]
-        rows.append({"backbone": b, "model": label, **{k: float(np.mean([r["test"][k] for r in rs])) for k in METRICS},
-                     **({"ndcg@10 sd over seeds": float(np.std([r["test"]["ndcg@10"] for r in rs], ddof=1))} if len(rs) > 1 else {}),
-                     "train s/epoch": float(np.mean([r["timing"]["train_time_per_epoch_s"] for r in rs])),
-                     "parameters": rs[0]["n_parameters"], "seeds": len(rs)})
+    for b, b_seeds in by_backbone.items():
+        for (_, label), reqs in seedrec_requests(dataset, profile, b_seeds, [b]).items():
+            rs = runs[label] = [q.run(store) for q in reqs]
+            rows.append({"backbone": b, "model": label, **{k: float(np.mean([r["test"][k] for r in rs])) for k in METRICS},
+                         **({"ndcg@10 sd over seeds": float(np.std([r["test"]["ndcg@10"] for r in rs], ddof=1))} if len(rs) > 1 else {}),
+                         "train s/epoch": float(np.mean([r["timing"]["train_time_per_epoch_s"] for r in rs])),
+                         "parameters": rs[0]["n_parameters"], "seeds": len(rs)})
     table = pd.DataFrame(rows).set_index(["backbone", "model"])
     parts, tests = [], {}
     for b in backbones:
@@ -612,14 +623,15 @@ def seedrec_vs_mealrec(store: RunStore, dataset: str, profile: Profile, seed: in
         def say(t, a, ref):
             d = 100 * (t["mean_a"] / t["mean_b"] - 1) if t["mean_b"] else float("nan")
             per_seed = ""
-            if len(seeds) > 1:  # the seed-to-seed spread, which the test over users does not see
+            if len(by_backbone[b]) > 1:  # the seed-to-seed spread, which the test over users does not see
                 ds = [100 * (x["test"]["ndcg@10"] / y["test"]["ndcg@10"] - 1) for x, y in zip(runs[a], runs[ref])]
                 per_seed = "; per seed " + ", ".join(f"{v:+.1f}%" for v in ds)
             return f"{d:+.1f}% (p = {t['p']:.2g}{', significant' if t['p'] < ALPHA else ''}{per_seed})"
 
-        parts.append(f"on {b}, SeeDRec changes N@10 by {say(sb, f'seedrec-{b}', b)} and MealRec by "
+        n = len(by_backbone[b])
+        parts.append(f"on {b} ({n} seed{'s' if n > 1 else ''}), SeeDRec changes N@10 by {say(sb, f'seedrec-{b}', b)} and MealRec by "
                      f"{say(mb, f'mealrec-{b}', b)}; SeeDRec vs MealRec {say(sm, f'seedrec-{b}', f'mealrec-{b}')}")
-    text = (f"On {dataset} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): " + "; ".join(parts) + ". The SeeDRec paper reports +7% to +21% over its backbones "
+    text = (f"On {dataset}: " + "; ".join(parts) + ". The SeeDRec paper reports +7% to +21% over its backbones "
             "(sampled-999 evaluation, BCE); this table uses full ranking and CE for every row. "
             f"(Significance: paired t-test over test users, p < {ALPHA}.)")
     text += schedule_caveat(runs, profile)
@@ -651,13 +663,16 @@ def sememe_diffusion_cost(store: RunStore, dataset: str, epochs: int = 1, seed: 
         x = torch.rand(ds.n_users, q, generator=torch.Generator().manual_seed(seed))
         inputs[label] = x / x.sum(-1, keepdim=True)
     seconds = {label: float("inf") for label, _ in shapes}
+    params = {}
     for _ in range(repeats):
         for label, q in shapes:
             model = S2IDM(q, cfg)
+            params[label] = sum(p.numel() for p in model.parameters())
             t0 = time.perf_counter()
             model.fit(inputs[label], seed=seed)
             seconds[label] = min(seconds[label], (time.perf_counter() - t0) / epochs)
-    return pd.DataFrame([{"diffusion": label, "dimension": q, "parameters": sum(p.numel() for p in S2IDM(q, cfg).parameters()),
+            del model
+    return pd.DataFrame([{"diffusion": label, "dimension": q, "parameters": params[label],
                           "train s/epoch": seconds[label]} for label, q in shapes]).set_index("diffusion")
 
 

@@ -80,7 +80,8 @@ PAGES: tuple[Page, ...] = (
          (("any", "table"), ("text", "verdict"), ("figure", "figure"))),
     Page("seedrec", "beyond-seedrec", "Beyond the paper: SeeDRec vs MealRec",
          "Test HR/NDCG@10/20 of the bare backbone, MealRec and SeeDRec (with its -S2IDM and -IPE ablations) on "
-         "SASRec and CL4SRec, one seed, full ranking and CE for every row (SeeDRec's paper: BCE and 999 sampled "
+         "SASRec and CL4SRec (the seeds of each backbone's rows are in the table's `seeds` column; means over "
+         "them), full ranking and CE for every row (SeeDRec's paper: BCE and 999 sampled "
          "negatives; `mealrec.models.seedrec.sampled_evaluate` gives that protocol, and "
          "`benchmarks/seedrec_protocol.py` scores this page's stored checkpoints both ways); p-values are paired t-tests "
          "over test users. Then S2IDM's parameters and training time per epoch against an item-level diffusion "
