@@ -689,3 +689,22 @@ def test_the_seedrec_page_takes_seeds_per_backbone():
     assert "on sasrec (3 seeds)" in res["verdict"] and "on cl4srec (1 seed)" in res["verdict"]
     with pytest.raises(MealRecError, match="backbones must be among sasrec, cl4srec"):
         R.seedrec_vs_mealrec(_SeededStore(script), "synthetic-small", prof, seeds={"tedrec": [1]})
+
+
+def test_sememe_diffusion_cost_times_both_shapes_and_names_the_load(tmp_path, monkeypatch):
+    """S2IDM against an item-level diffusion: one row each, with the dimension each diffuses
+    over, the parameter count of the very model timed, a positive time, and the load the
+    timing ran under."""
+    from mealrec.data.sememes import sememes_for
+    from mealrec.models.seedrec import S2IDM, SeeDRecConfig
+
+    monkeypatch.setenv("MEALREC_CACHE", str(tmp_path / "cache"))
+    store = RunStore(tmp_path / "runs", progress=False, threads=1)
+    cost = R.sememe_diffusion_cost(store, "synthetic-tiny", repeats=1)
+    ds = store.dataset("synthetic-tiny")
+    q = sememes_for(ds).n_sememes
+    assert list(cost["dimension"]) == [q, ds.n_items - 1]
+    assert list(cost["parameters"]) == [sum(p.numel() for p in S2IDM(d, SeeDRecConfig()).parameters()) for d in (q, ds.n_items - 1)]
+    assert (cost["train s/epoch"] > 0).all() and cost["machine load"].str.contains("cores|unknown").all()
+    with pytest.raises(MealRecError, match="repeats must be >= 1"):
+        R.sememe_diffusion_cost(store, "synthetic-tiny", repeats=0)

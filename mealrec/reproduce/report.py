@@ -644,7 +644,9 @@ def sememe_diffusion_cost(store: RunStore, dataset: str, epochs: int = 1, seed: 
     Both are timed here on the same users with random distributions (cost does not depend on
     the values), ``epochs`` epochs each, in this process. The two are timed in turn,
     ``repeats`` rounds, and each keeps its fastest round: on a shared machine, other work only
-    ever adds time, so the minimum is the least disturbed reading."""
+    ever adds time, so the minimum is the least disturbed reading. ``machine load`` is the
+    1-minute load average right after that round: a load above the cores means other work
+    shared them, and the times (and less so their ratio) are inflated."""
     import time
 
     import torch
@@ -663,17 +665,29 @@ def sememe_diffusion_cost(store: RunStore, dataset: str, epochs: int = 1, seed: 
         x = torch.rand(ds.n_users, q, generator=torch.Generator().manual_seed(seed))
         inputs[label] = x / x.sum(-1, keepdim=True)
     seconds = {label: float("inf") for label, _ in shapes}
-    params = {}
+    params, load = {}, {}
     for _ in range(repeats):
         for label, q in shapes:
             model = S2IDM(q, cfg)
             params[label] = sum(p.numel() for p in model.parameters())
             t0 = time.perf_counter()
             model.fit(inputs[label], seed=seed)
-            seconds[label] = min(seconds[label], (time.perf_counter() - t0) / epochs)
+            took = (time.perf_counter() - t0) / epochs
+            if took < seconds[label]:
+                seconds[label], load[label] = took, _load_average()
             del model
-    return pd.DataFrame([{"diffusion": label, "dimension": q, "parameters": params[label],
-                          "train s/epoch": seconds[label]} for label, q in shapes]).set_index("diffusion")
+    return pd.DataFrame([{"diffusion": label, "dimension": q, "parameters": params[label], "train s/epoch": seconds[label],
+                          "machine load": load[label]} for label, q in shapes]).set_index("diffusion")
+
+
+def _load_average() -> str:
+    """The machine's 1-minute load average against its cores (what a live timing moved with)."""
+    import os
+
+    try:
+        return f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    except (AttributeError, OSError):  # not on every platform
+        return "unknown"
 
 
 __all__ = [

@@ -86,7 +86,8 @@ PAGES: tuple[Page, ...] = (
          "`benchmarks/seedrec_protocol.py` scores this page's stored checkpoints both ways); p-values are paired t-tests "
          "over test users. Then S2IDM's parameters and training time per epoch against an item-level diffusion "
          "of the same shape, timed on the same users, in turn, fastest of three rounds (a live timing on this "
-         "machine: it moves with the machine's load).",
+         "machine: it moves with the machine's load, which the table names as the 1-minute load average against "
+         "the cores).",
          (("any", "table"), ("text", "verdict"), ("any", "cost"), ("figure", "figure"))),
 )
 NOTEBOOKS = tuple(p.notebook for p in PAGES)
