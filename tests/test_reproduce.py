@@ -600,9 +600,13 @@ def test_the_seedrec_page_has_its_own_seeds_and_states_their_thinning():
     assert full.seeds_for("seedrec") == (2020, 2021, 2022) and full.seeds_for("overall") == (2020,)
     assert full.seedrec_seeds_by_backbone() == {"sasrec": (2020, 2021, 2022), "cl4srec": (2020, 2021, 2022)}
     big = get_profile("full", "microlens-big")
-    assert big.seeds_for("seedrec") == (2020,)
-    assert "seedrec_seeds {2020} instead of {2020, 2021, 2022}" in full.thinning_note("microlens-big", "seedrec")
-    assert "seedrec_seeds" not in full.thinning_note("microlens-big", "overall")
+    assert big.seeds_for("seedrec") == (2020, 2021, 2022)
+    assert big.seedrec_seeds_by_backbone() == {"sasrec": (2020, 2021, 2022), "cl4srec": (2020,)}
+    assert "seeds {2020} on the SeeDRec page's cl4srec rows" in full.thinning_note("microlens-big", "seedrec")
+    assert "SeeDRec" not in full.thinning_note("microlens-big", "overall")
+    med = get_profile("full", "synthetic-medium")
+    assert med.seeds_for("seedrec") == (2020,)
+    assert "seedrec_seeds {2020} instead of {2020, 2021, 2022}" in full.thinning_note("synthetic-medium", "seedrec")
     small = get_profile("full", "microlens-small")
     assert small.seedrec_seeds_by_backbone() == {"sasrec": (2020, 2021, 2022)}
     assert "the SeeDRec page leaves the cl4srec backbone off" in full.thinning_note("microlens-small", "seedrec")
