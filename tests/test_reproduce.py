@@ -124,6 +124,16 @@ def test_bad_parameters_fail_in_the_first_cell_listing_the_valid_values(tmp_path
         assert re.search(message, err.value.evalue), (params, err.value.evalue)
 
 
+def test_models_is_refused_where_a_notebook_does_not_read_it():
+    from mealrec.reproduce.profiles import MODELS_NOTEBOOKS, parse_models
+
+    assert parse_models("sasrec,tedrec", notebook="overall") == ["sasrec", "tedrec"]
+    assert parse_models(None, notebook="ablation") is None
+    for nb in set(NOTEBOOKS) - set(MODELS_NOTEBOOKS):
+        with pytest.raises(MealRecError, match=f"MODELS is not read by the {nb} notebook.*overall, noise, visualisation"):
+            parse_models(["sasrec"], notebook=nb)
+
+
 def test_runner_skips_unchanged_pairs_and_leaves_nothing_on_failure(tmp_path):
     root = _mini_tree(tmp_path)
     done = run_notebooks(["synthetic-tiny"], profile="smoke", notebooks=["datasets"], root=root, progress=False)
@@ -137,13 +147,20 @@ def test_runner_skips_unchanged_pairs_and_leaves_nothing_on_failure(tmp_path):
     again = run_notebooks(["synthetic-tiny"], profile="smoke", notebooks=["datasets"], root=root, progress=False)
     assert again == [("datasets", "synthetic-tiny", "unchanged")]
     # a failing cell: clear error naming the cell, the old output untouched, no temp file left
+    # (the sidecar and figures the notebook wrote before its failing cell are undone too)
     bad = nbformat.read(root / "notebooks/datasets.ipynb", as_version=4)
-    bad.cells.append(nbformat.v4.new_code_cell("raise ValueError('boom in a cell')"))
+    bad.cells.append(nbformat.v4.new_code_cell(
+        "Path(FIGURES_DIR).mkdir(parents=True, exist_ok=True); (Path(FIGURES_DIR) / 'stray.png').write_bytes(b'x')\n"
+        "raise ValueError('boom in a cell')"))
     nbformat.write(bad, root / "notebooks/datasets.ipynb")
     before = out.read_bytes()
+    sidecar = out.parent / "datasets-synthetic-tiny.json"
+    side_before = sidecar.read_bytes()
     with pytest.raises(MealRecError, match=r"(?s)datasets.ipynb on synthetic-tiny.*boom in a cell"):
         run_notebooks(["synthetic-tiny"], profile="smoke", notebooks=["datasets"], root=root, progress=False)
     assert out.read_bytes() == before
+    assert sidecar.read_bytes() == side_before  # rewritten by the run (new timestamp), then put back
+    assert not (root / "figures/smoke/stray.png").exists()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
 
 
@@ -172,6 +189,16 @@ def test_smoke_book_builds_offline(tmp_path):
                 assert isinstance(value, float) and 0.0 <= value <= 1.0, (side.name, key, value)
                 checked += 1
     assert checked >= 40  # Tables 2 and 3, ablations, noise, SeeDRec: metrics in [0, 1] and finite
+    sidecars = {side.parent.name: json.loads(side.read_text())["results"] for side in (root / "book/generated/smoke").rglob("*.json")}
+    assert set(sidecars) == set(NOTEBOOKS)  # every notebook wrote its sidecar
+    for grid in ("lambda_t", "lambda_n"):  # Figure 4's grids: test N@10 per lambda x T
+        values = [v for _, v in _leaves(sidecars["sensitivity"][grid])]
+        assert values and all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in values), (grid, values)
+    for k, v in _leaves(sidecars["sensitivity"]["tuned_on_validation"]):
+        assert k not in ("test", "default_test", "backbone_test") or 0.0 <= v <= 1.0, (k, v)
+    # every page's verdict carries its label (the rule it follows is stated beside it)
+    verdicts = [v for _, results in sidecars.items() for k, v in _leaves(results) if k == "verdict"]
+    assert len(verdicts) >= 6 and all(v.startswith(("reproduces", "partly reproduces", "does not reproduce")) for v in verdicts), verdicts
     # The plan lists exactly the runs the notebooks made: none missing, none unaccounted for.
     store = RunStore(root / "runs/smoke", progress=False)
     rows = P.plan(store, "smoke", ["synthetic-tiny"], NOTEBOOKS)
@@ -417,7 +444,12 @@ def test_a_run_that_stops_on_an_early_plateau_is_retried_with_the_longer_patienc
     assert [r["stored"] for r in rows] == [True, False] and rows[1]["setting"] == "patience=30"
     # Pages: the protocol line states the rule; the verdict names the retried row
     from mealrec.reproduce.runner import _profile_line
-    assert "30 for a run that stopped on an early plateau at patience 10" in _profile_line("full")
+    assert "30 for a run that stopped on an early plateau at patience 10" in _profile_line("full", "overall")
+    # each page's line states the settings its own runs follow
+    assert _profile_line("full", "overall").endswith("seed 2020")
+    assert _profile_line("full", "complexity") == "timing runs of 3 epochs per model, seed 2020"
+    assert _profile_line("full", "seedrec").endswith("seeds 2020, 2021, 2022")
+    assert "nothing is trained" in _profile_line("full", "datasets")
     text = R.schedule_caveat({"cl4srec": [result(104, 134, 30)], "full": [result(40, 50)]}, 10)
     assert "cl4srec was trained with patience 30 instead of 10" in text and "Caveat" not in text
     assert "patience 30 after an early plateau at 10" in R.training_record([result(104, 134, 30)], 10)[1]
@@ -558,6 +590,59 @@ def test_ablation_and_complexity_verdicts_follow_their_stated_rules():
     assert R.complexity(_ScriptedStore(timing), "microlens-small", prof)["verdict"].startswith("does not reproduce:")
 
 
+class _FixedRun:
+    """A run request whose result is fixed: test metrics and validation N@10."""
+
+    def __init__(self, test, valid=0.0):
+        self.result = {"test": {"hr@10": test, "ndcg@10": test}, "valid": {"ndcg@10": valid}}
+
+    def run(self, store):
+        return self.result
+
+
+class _PlaceholderStore:
+    def dataset(self, name):
+        return type("D", (), {"metadata": {"visual_features": "placeholder (seeded Gaussian)"}})()
+
+
+def test_noise_and_sensitivity_verdicts_follow_their_stated_rules(monkeypatch):
+    prof = get_profile("full", "synthetic-small")
+    levels = {0.0: .20, 0.1: .199, 0.3: .195, 0.5: .21}  # falls of at most 2.5%: slight
+    monkeypatch.setattr(R, "noise_requests", lambda d, p, s, m: {("mealrec-tedrec", k): _FixedRun(v) for k, v in levels.items()})
+    text = R.noise_robustness(_PlaceholderStore(), "microlens-small", prof)["verdict"]
+    assert text.startswith("reproduces:") and "largest fall below sigma=0 is 2.5% on H@10" in text
+    assert "only test that nothing breaks" in text and "(Rule: 'reproduces' = no noisy level lowers" in text
+    levels[0.3] = .18  # a 10% fall
+    assert R.noise_robustness(_PlaceholderStore(), "microlens-small", prof)["verdict"].startswith("does not reproduce:")
+    # Figure 4: a spread under 10% on both grids reproduces, on one of them partly
+    grid = {("lambda_t", 0.1, 5): .20, ("lambda_t", 0.9, 5): .21, ("lambda_n", 0.1, 5): .20, ("lambda_n", 0.9, 5): .25}
+    monkeypatch.setattr(R, "sensitivity_requests", lambda d, p, s, m: {k: _FixedRun(v) for k, v in grid.items()})
+    monkeypatch.setattr(R, "_tuned_on_validation", lambda *a, **k: {"text": "tuned."})
+    small = replace(prof, lambdas=(0.1, 0.9), steps=(5,))
+    res = R.sensitivity(None, "synthetic-small", small)
+    assert res["verdict"].startswith("partly reproduces: relative spread") and "NPD (lambda_N) 20.0%" in res["verdict"]
+    grid[("lambda_n", 0.9, 5)] = .205
+    assert R.sensitivity(None, "synthetic-small", small)["verdict"].startswith("reproduces:")
+
+
+def test_alignment_verdict_labels_the_two_readings():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(300, 8))
+    far, near = rng.normal(size=(300, 8)), target + 0.3 * rng.normal(size=(300, 8))
+    frames = rng.normal(size=(300, 5, 8))
+    mealrec = {"user": near, "target_item": target, "frames_before": frames,
+               "frames_after": 0.5 * frames + near[:, None, :]}  # TCD pulls frames towards the user
+    text = R.alignment_verdict({"tedrec": {"user": far, "target_item": target}, "mealrec-tedrec": mealrec})
+    assert text.startswith("reproduces: User-target cosine") and "TCD moves frames towards" in text
+    mealrec["frames_after"] = frames  # no pull: only the first reading holds
+    text = R.alignment_verdict({"tedrec": {"user": far, "target_item": target}, "mealrec-tedrec": mealrec})
+    assert text.startswith("partly reproduces:")
+    text = R.alignment_verdict({"tedrec": {"user": near, "target_item": target}, "mealrec-tedrec": {**mealrec, "user": far}})
+    assert text.startswith("does not reproduce:")
+
+
 def test_processes_share_missing_runs_through_claims(tmp_path):
     """A run claimed by another live process is left to it by --runs-only; a request that needs
     it waits for it; a claim dies with its holder, so nothing stale blocks the next process."""
@@ -672,6 +757,8 @@ def test_the_seedrec_page_shows_the_spread_over_seeds():
               **{("seedrec-sasrec", v): (0.20, 1.0) for v in ("full", "-S2IDM", "-IPE")}}
     res = R.seedrec_vs_mealrec(_SeededStore(script), "synthetic-small", prof, backbones=["sasrec"], seeds=[1, 2, 3])
     assert "(3 seeds)" in res["verdict"] and "per seed +0.0%, +10.0%, +20.0%" in res["verdict"]
+    assert res["verdict"].startswith("does not reproduce (the SeeDRec paper's claim")  # per user, .20 against .20
+    assert "HR@10 (means over seeds): SeeDRec +10.0% and MealRec +10.0% against sasrec" in res["verdict"]
     assert res["table"].loc[("sasrec", "seedrec-sasrec"), "ndcg@10 sd over seeds"] == pytest.approx(0.02)
     assert res["table"].loc[("sasrec", "sasrec"), "ndcg@10 sd over seeds"] == pytest.approx(0.0, abs=1e-12)
     one = R.seedrec_vs_mealrec(_SeededStore(script), "synthetic-small", prof, backbones=["sasrec"], seeds=[1])
@@ -691,6 +778,9 @@ def test_the_seedrec_page_takes_seeds_per_backbone():
     assert t.loc[("sasrec", "seedrec-sasrec"), "ndcg@10"] == pytest.approx(0.22)  # mean of .20, .22, .24
     assert t.loc[("cl4srec", "seedrec-cl4srec"), "ndcg@10"] == pytest.approx(0.24)  # seed 3 only
     assert "on sasrec (3 seeds)" in res["verdict"] and "on cl4srec (1 seed)" in res["verdict"]
+    script[("seedrec-sasrec", "full")] = (0.30, 1.0)  # far above SASRec per user; CL4SRec's rows unchanged
+    res = R.seedrec_vs_mealrec(_SeededStore(script), "synthetic-small", prof, seeds={"sasrec": [1, 2, 3], "cl4srec": [3]})
+    assert res["verdict"].startswith("partly reproduces (the SeeDRec paper's claim")
     with pytest.raises(MealRecError, match="backbones must be among sasrec, cl4srec"):
         R.seedrec_vs_mealrec(_SeededStore(script), "synthetic-small", prof, seeds={"tedrec": [1]})
 

@@ -364,8 +364,9 @@ def coverage_markdown(rows: list[dict], profile: str, notebooks: Iterable[str], 
     spent = sum(r.get("minutes_spent") or 0 for r in rows if r["stored"]) / 60
     lines += ["", f"The stored runs took {spent:.0f} core-hours of training and evaluation as each recorded it (the sum of "
               "their epochs' wall times, mostly one thread per run with two runs side by side on a 2-core CPU)."]
-    lines += ["", f"In all, {len(rows) - len(missing)} of {len(rows)} distinct runs are stored; the {len(missing)} missing "
-              f"would take roughly {total:.0f} core-hours where a cost is known"
+    lines += ["", f"In all, {len(rows) - len(missing)} of {len(rows)} distinct runs are stored"
+              + (f"; the {len(missing)} missing would take roughly {total:.1f} core-hours where a cost is known" if missing else
+                 "; none is missing")
               + (f" ({sum(r['est_minutes'] is None for r in missing)} have no stored run of their model to estimate from)."
                  if any(r["est_minutes"] is None for r in missing) else "."), "",
               f"To train the missing runs without executing notebooks, start "

@@ -235,15 +235,24 @@ def parse_seeds(value, default) -> list[int]:
     return [int(s) for s in value]
 
 
-def parse_models(value) -> list[str] | None:
+#: The notebooks whose rows a ``MODELS`` parameter picks; the others' rows are fixed by their page.
+MODELS_NOTEBOOKS = ("overall", "noise", "visualisation")
+
+
+def parse_models(value, notebook: str | None = None) -> list[str] | None:
     """The notebooks' ``MODELS`` parameter: None (each page's own models, read from the
     registry), a list of registered names, or the same as text: a JSON list (what
     ``papermill -p MODELS '["sasrec", "tedrec"]'`` passes) or comma-separated names. An unknown
-    name fails here, listing the valid ones."""
+    name fails here, listing the valid ones. ``notebook``: the notebook asking; one outside
+    :data:`MODELS_NOTEBOOKS` refuses any value but None, rather than ignore it."""
     import json
 
     from ..models import get_model_class
 
+    if notebook is not None and notebook not in MODELS_NOTEBOOKS and value not in (None, "", [], ()):
+        raise MealRecError(f"parameter MODELS is not read by the {notebook} notebook, whose rows are fixed by its page "
+                           f"(and the profile); leave MODELS = None. The notebooks that take MODELS: "
+                           f"{', '.join(MODELS_NOTEBOOKS)}")
     given = value
     if isinstance(value, str):
         text = value.strip()
@@ -264,4 +273,4 @@ def parse_models(value) -> list[str] | None:
     return list(value)
 
 
-__all__ = ["PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "SEEDREC_BACKBONES", "backbone_of", "get_profile", "parse_models", "parse_seeds", "stopped_on_plateau"]
+__all__ = ["MODELS_NOTEBOOKS", "PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "SEEDREC_BACKBONES", "backbone_of", "get_profile", "parse_models", "parse_seeds", "stopped_on_plateau"]

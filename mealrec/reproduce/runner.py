@@ -83,7 +83,9 @@ PAGES: tuple[Page, ...] = (
          "SASRec and CL4SRec (the seeds of each backbone's rows are in the table's `seeds` column; means over "
          "them), full ranking and CE for every row (SeeDRec's paper: BCE and 999 sampled "
          "negatives; `mealrec.models.seedrec.sampled_evaluate` gives that protocol, and "
-         "`benchmarks/seedrec_protocol.py` scores this page's stored checkpoints both ways); p-values are paired t-tests "
+         "`benchmarks/seedrec_protocol.py` scores this page's stored checkpoints both ways: its results on "
+         "synthetic-small and on microlens-small's SASRec rows, with a reading, are in `benchmarks/results/2026-11-24/` "
+         "and `benchmarks/results/2026-11-25/`); p-values are paired t-tests "
          "over test users. Then S2IDM's parameters and training time per epoch against an item-level diffusion "
          "of the same shape, timed on the same users, in turn, fastest of three rounds (a live timing on this "
          "machine: it moves with the machine's load, which the table names as the 1-minute load average against "
@@ -153,6 +155,36 @@ def _title_with_dataset(path: Path, dataset: str) -> None:
     nbformat.write(nb, path)
 
 
+class _Snapshot:
+    """Copies of the files directly in some folders, so that what a failed notebook wrote
+    there can be undone: :meth:`restore` removes files that appeared and puts back the saved
+    ones; :meth:`discard` drops the copies. Hidden files (temporary ones) are left alone."""
+
+    def __init__(self, folders: Iterable[Path]):
+        self.folders = [Path(f) for f in folders]
+        self.tmp = Path(tempfile.mkdtemp(prefix=".mealrec-snapshot-"))
+        self.saved: dict[Path, Path] = {}
+        for f in self._files():
+            copy = self.tmp / str(len(self.saved))
+            shutil.copy2(f, copy)
+            self.saved[f] = copy
+
+    def _files(self) -> list[Path]:
+        return [f for d in self.folders if d.is_dir() for f in d.iterdir() if f.is_file() and not f.name.startswith(".")]
+
+    def restore(self) -> None:
+        for f in self._files():
+            if f not in self.saved:
+                f.unlink()
+        for f, copy in self.saved.items():
+            if copy.exists():
+                with atomic_path(f) as t:
+                    shutil.copy2(copy, t)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 def execute(notebook: str, dataset: str, profile: str, root: Path, params: dict, key: str) -> Path:
     """Run one notebook for one dataset; the output appears only if every cell succeeded."""
     import papermill as pm
@@ -162,11 +194,14 @@ def execute(notebook: str, dataset: str, profile: str, root: Path, params: dict,
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".ipynb", dir=out.parent, prefix=f".{dataset}.")
     os.close(fd)
+    # what the notebook writes besides itself (figures, sidecar) is undone if a later cell fails
+    saved = _Snapshot([root / params[k] for k in ("OUTPUT_DIR", "FIGURES_DIR") if params.get(k)])
     try:
         pm.execute_notebook(str(src), tmp, parameters=params, kernel_name="python3", cwd=str(root),
                             progress_bar=False, log_output=False)
     except pm.PapermillExecutionError as e:
         os.unlink(tmp)
+        saved.restore()
         raise MealRecError(
             f"notebooks/{notebook}.ipynb on {dataset} ({profile}) failed in cell {e.cell_index}:\n"
             f"{e.source}\n--> {e.ename}: {e.evalue}"
@@ -174,7 +209,10 @@ def execute(notebook: str, dataset: str, profile: str, root: Path, params: dict,
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        saved.restore()
         raise
+    finally:
+        saved.discard()
     _title_with_dataset(Path(tmp), dataset)
     os.replace(tmp, out)
     with atomic_path(out.with_suffix(".key")) as k:
@@ -240,7 +278,7 @@ def _pending_line(pending: list[dict]) -> list[str]:
 
 def _page_markdown(page: Page, profile: str, datasets: list[str], pending: list[dict] | None = None) -> str:
     lines = [f"# {page.title}", "", f"*Protocol.* {page.caption}", "",
-             f"Profile `{profile}` ({_profile_line(profile)}). Each dataset's notebook (linked below) "
+             f"Profile `{profile}` ({_profile_line(profile, page.notebook)}). Each dataset's notebook (linked below) "
              "holds the code, every number and the provenance (library version, commit, seeds, data hash).", "",
              *_pending_line(pending or [])]
     for d in datasets:
@@ -264,11 +302,20 @@ def _page_markdown(page: Page, profile: str, datasets: list[str], pending: list[
     return "\n".join(lines)
 
 
-def _profile_line(profile: str) -> str:
+def _profile_line(profile: str, notebook: str) -> str:
+    """The profile's settings as they apply to ``notebook``'s runs (before any thinning per dataset)."""
     p = get_profile(profile)
+    seeds = p.seeds_for(notebook)
+    seed_text = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+    if notebook == "seedrec" and len(set(p.seedrec_seeds_by_backbone().values())) > 1:
+        seed_text += " (each backbone's seeds: see each dataset's note)"
+    if notebook == "datasets":
+        return "statistics of the data; nothing is trained"
+    if notebook == "complexity":
+        return f"timing runs of {p.timing_epochs} epoch{'s' if p.timing_epochs > 1 else ''} per model, {seed_text}"
     retry = (f" ({p.plateau_patience} for a run that stopped on an early plateau at patience {p.patience}: "
              f"it is trained again, and its row says so)") if p.plateau_patience else ""
-    return f"at most {p.epochs} epochs, patience {p.patience}{retry}, seeds {', '.join(map(str, p.seeds))}"
+    return f"at most {p.epochs} epochs, patience {p.patience}{retry}, {seed_text}"
 
 
 def _coverage_cells(gen: Path) -> list[dict]:
