@@ -502,10 +502,13 @@ def noise_robustness(store: RunStore, dataset: str, profile: Profile, seed: int 
         slight += [f < NOISE_FALL_LIMIT for f in falls.values()]
         parts.append(f"{m}: N@10 changes by {d:+.1f}% from sigma={g['sigma'].iloc[0]:g} to sigma={g['sigma'].iloc[-1]:g}; "
                      "the largest fall below sigma=0 is " + ", ".join(f"{100 * f:.1f}% on {METRIC_LABELS[k]}" for k, f in falls.items()))
-    text = (_label(slight) + ": " + "; ".join(parts) + ". The paper reports only slight declines, without noticeable "
+    placeholder = "placeholder" in store.dataset(dataset).metadata.get("visual_features", "")
+    text = (("not tested here" if placeholder else _label(slight)) + ": " + "; ".join(parts)
+            + ". The paper reports only slight declines, without noticeable "
             f"degradation. (Rule: 'reproduces' = no noisy level lowers HR@10 or N@10 by {100 * NOISE_FALL_LIMIT:.0f}% or more "
-            "of its sigma=0 value; 'partly' = some metrics do not.)")
-    if "placeholder" in store.dataset(dataset).metadata.get("visual_features", ""):
+            "of its sigma=0 value; 'partly' = some metrics do not; 'not tested here' = the visual features are "
+            "placeholders.)")
+    if placeholder:
         text += (f" On {dataset} the visual features here are placeholders without content, so noise on them can "
                  "only test that nothing breaks, not that MealRec is robust to noise in real content.")
     return {"table": table, "verdict": text}
