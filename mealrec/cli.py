@@ -136,24 +136,37 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce.runner import build_book, default_datasets, find_data_dir, run_notebooks
+    from .reproduce.runner import build_book, default_datasets, find_data_dir, is_unavailable, repo_root, run_notebooks
 
+    if args.summary:
+        return _summary(args.profile)
     data_dir = find_data_dir(args.data_dir)
-    datasets = args.datasets or default_datasets(args.profile, data_dir)
     if args.shard and not args.runs_only:
         raise MealRecError("--shard K/N goes with --runs-only (it splits the missing runs between processes)")
-    if args.plan or args.runs_only:
-        return _plan_or_train(args, datasets, data_dir)
+    if args.plan or args.runs_only or args.verify:
+        return _plan_or_train(args, args.datasets or default_datasets(args.profile, data_dir), data_dir)
+    datasets = args.datasets or default_datasets(args.profile, data_dir, include_absent=True)
+    # the full profile's runs are committed: rendering it trains nothing unless asked; the others are views to retrain
+    train = args.train_missing or args.profile != "full"
     if not args.no_run:
         done = run_notebooks(datasets, profile=args.profile, notebooks=args.notebooks, data_dir=data_dir,
-                             device=args.device, threads=args.threads, force=args.force, progress=not args.quiet)
+                             device=args.device, threads=args.threads, force=args.force, progress=not args.quiet,
+                             train=train)
         for nb, d, status in done:
             print(f"{nb:14s} {d:18s} {status}")
+        missing = [(nb, d, s) for nb, d, s in done if s.startswith("missing")]
+        if missing:
+            print(f"{len(missing)} page section(s) lack stored runs and are shown as missing (their pages name the "
+                  "runs); `mealrec reproduce --train-missing` trains them")
+    unchecked = [d for d in datasets if is_unavailable(d, data_dir)]
     if not args.no_build:
-        html = build_book(args.profile)
-        print(f"book: {html / 'index.html'}")
+        html = build_book(args.profile, unchecked=unchecked)
+        if args.profile == "full" and not args.datasets and not args.notebooks:
+            from .reproduce import summary
+
+            summary.write(repo_root(), args.profile)
         if args.check_browser:
-            from .reproduce.runner import browser_check
+            from .reproduce.browser import browser_check
 
             report = browser_check(html)
             bad = {p: v for p, v in report.items() if v}
@@ -163,6 +176,39 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                   f"screenshot of the Table 2 page: {html.parent / 'table2.png'}")
             if bad:
                 return 1
+        if unchecked:
+            print(f"{', '.join(unchecked)}: the MicroLens-50K files were not found, so their committed sections are "
+                  "kept as they are (not re-checked here). Get the data with `mealrec data fetch microlens-50k "
+                  "--data-dir DIR`, or point MEALREC_DATA at a folder holding microlens-50k/.")
+        _print_matrix(args.profile)
+        print(f"\nbook: {html / 'index.html'}")
+    return 0
+
+
+def _print_matrix(profile: str) -> None:
+    """The verdict per claim and dataset, as the summary matrix gives it (nothing if no page has a sidecar)."""
+    from .reproduce import summary
+    from .reproduce.runner import repo_root
+
+    gen = repo_root() / "book" / "generated" / profile
+    datasets = summary.datasets_of(gen)
+    if not datasets:
+        return
+    rows = summary.matrix(gen, datasets)
+    width = max(len(c) for c, _ in rows)
+    print(f"\nResults at a glance ({profile} profile; numbers and rules on each page):")
+    print(" " * width + "  " + "  ".join(f"{d:18s}" for d in datasets))
+    for claim, cells in rows:
+        print(f"{claim:{width}s}  " + "  ".join(f"{(c.label if c else 'not run'):18s}" for c in cells.values()))
+
+
+def _summary(profile: str) -> int:
+    from .reproduce import summary
+    from .reproduce.runner import repo_root
+
+    for path in summary.write(repo_root(), profile):
+        print(f"wrote {path}")
+    _print_matrix(profile)
     return 0
 
 
@@ -182,6 +228,8 @@ def _plan_or_train(args: argparse.Namespace, datasets: list[str], data_dir: str 
     store = RunStore(root / "runs" / args.profile, data_dir=data_dir, device=args.device, threads=args.threads,
                      progress=False, profile=args.profile)
     rows = P.plan(store, args.profile, datasets, notebooks)
+    if args.verify:
+        return _verify(args, store, rows, root)
     if args.plan:
         print(f"{'notebook':14s} {'dataset':18s} {'stored':>8s}  missing (rough cost)")
         for s in P.summarise(rows):
@@ -209,6 +257,23 @@ def _plan_or_train(args: argparse.Namespace, datasets: list[str], data_dir: str 
     ours = [r for r in done if not r.get("claimed_elsewhere")]
     print(f"shard {shard[0]}/{shard[1]}: trained or read {len(ours)} run(s) into {store.root}"
           + (f"; {len(done) - len(ours)} left to the other process(es) training them" if len(ours) < len(done) else ""))
+    return 0
+
+
+def _verify(args: argparse.Namespace, store, rows: list[dict], root: Path) -> int:
+    import datetime as dt
+    import random
+
+    from .reproduce import verify as V
+
+    seed = args.verify_seed if args.verify_seed is not None else random.SystemRandom().randrange(10_000)
+    print(f"--verify {args.verify}: draw seed {seed} (repeat the draw with --verify-seed {seed})")
+    found = V.verify(store, rows, args.verify, seed, progress=not args.quiet)
+    out = Path(args.verify_out or root / "benchmarks" / "results" / "verify"
+               / f"verify-{dt.date.today().isoformat()}-seed{seed}.md")
+    V.write(found, seed, args.verify, out)
+    print(V.markdown(found, seed, args.verify))
+    print(f"table: {out}")
     return 0
 
 
@@ -252,9 +317,20 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--url", help="base URL to download from (default: the official site, or $MEALREC_MICROLENS_URL)")
     f.set_defaults(func=cmd_fetch)
 
-    r = sub.add_parser("reproduce", help="execute the notebooks per dataset (papermill) and build the book")
-    r.add_argument("--datasets", nargs="+", help="default: the profile's synthetic datasets, plus microlens-small/-big when the data is found")
-    r.add_argument("--profile", default="quick", choices=["smoke", "quick", "full"])
+    r = sub.add_parser("reproduce", help="render the book from the run store (papermill per dataset, then jupyter-book)")
+    r.add_argument("--datasets", nargs="+", help="default: the profile's datasets (MicroLens ones kept as committed "
+                   "when their files are not found)")
+    r.add_argument("--profile", default="full", choices=["smoke", "quick", "full"],
+                   help="full (default): render the committed runs, training nothing unless --train-missing; "
+                        "quick/smoke: retrain a small view of everything")
+    r.add_argument("--train-missing", action="store_true",
+                   help="train the runs a page lacks (with progress per run) before rendering it")
+    r.add_argument("--summary", action="store_true",
+                   help="rewrite the results matrix in README.md and book/intro.md (and its figure) from the sidecars")
+    r.add_argument("--verify", type=int, metavar="N",
+                   help="retrain N stored runs that the current code made (cheap ones preferred) and compare metrics")
+    r.add_argument("--verify-seed", type=int, help="the seed of --verify's random draw (default: a fresh one, printed)")
+    r.add_argument("--verify-out", help="where --verify writes its table (default benchmarks/results/verify/)")
     r.add_argument("--notebooks", nargs="+", help="default: all (datasets overall complexity ablation sensitivity noise visualisation seedrec)")
     r.add_argument("--data-dir", help="folder holding microlens-50k/ (default $MEALREC_DATA, else ../shared/data)")
     r.add_argument("--device", default="cpu", help="cpu | cuda (recorded beside every result)")

@@ -179,7 +179,7 @@ def _leaves(obj, key=""):
 def test_smoke_book_builds_offline(tmp_path):
     """Every notebook on synthetic-tiny (smoke profile), then jupyter-book with -W -n; no CDN in the HTML."""
     root = _mini_tree(tmp_path)
-    run_notebooks(["synthetic-tiny"], profile="smoke", root=root, progress=False, threads=1)
+    run_notebooks(["synthetic-tiny"], profile="smoke", root=root, progress=False, threads=1, train=True)
     assert len(list((root / "figures/smoke").glob("*.png"))) == len(list((root / "figures/smoke").glob("*.pdf"))) >= 6
     metrics = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
     checked = 0
@@ -221,7 +221,7 @@ def test_smoke_book_builds_offline(tmp_path):
 
 
 def test_browser_check_flags_a_broken_page(tmp_path):
-    from mealrec.reproduce.runner import browser_check
+    from mealrec.reproduce.browser import browser_check
 
     if not shutil.which("chromium"):
         pytest.skip("chromium not installed (apt-get install chromium)")
@@ -240,7 +240,7 @@ def test_browser_check_flags_a_broken_page(tmp_path):
 
 
 def test_profile_thinning_applies_per_dataset_and_is_stated_on_the_page():
-    from mealrec.reproduce.runner import PAGES, _page_markdown
+    from mealrec.reproduce.book import PAGES, _page_markdown
 
     full = get_profile("full")
     big = get_profile("full", "microlens-big")
@@ -443,7 +443,7 @@ def test_a_run_that_stops_on_an_early_plateau_is_retried_with_the_longer_patienc
     rows = P.plan(store, "full", ["synthetic-tiny"], ["overall"])
     assert [r["stored"] for r in rows] == [True, False] and rows[1]["setting"] == "patience=30"
     # Pages: the protocol line states the rule; the verdict names the retried row
-    from mealrec.reproduce.runner import _profile_line
+    from mealrec.reproduce.book import _profile_line
     assert "30 for a run that stopped on an early plateau at patience 10" in _profile_line("full", "overall")
     # each page's line states the settings its own runs follow
     assert _profile_line("full", "overall").endswith("seed 2020")

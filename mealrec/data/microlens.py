@@ -10,6 +10,8 @@ Files (looked up in ``<data_dir>/microlens-50k/``):
   chronological order (the dataset has no timestamps, so position is time).
 * ``MicroLens-50k_titles.csv``: header ``item,title``; quoted UTF-8 titles.
 
+Both are read as UTF-8 with an optional byte-order mark (as some editors save them).
+
 Decisions:
 
 * A malformed line, a non-integer id, or a user listed twice is an error naming the
@@ -70,7 +72,7 @@ def read_pairs(path: str | os.PathLike, max_user_id: int | None = None) -> dict[
         raise MealRecError(f"pairs file not found: {path}; {FETCH_HINT}")
     seqs: dict[int, list[int]] = {}
     seen_line: dict[int, int] = {}
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for lineno, line in enumerate(f, start=1):
             line = line.rstrip("\r\n")
             if not line.strip():
@@ -108,7 +110,7 @@ def read_titles(path: str | os.PathLike) -> dict[int, str]:
     if not path.exists():
         raise MealRecError(f"titles file not found: {path}; {FETCH_HINT}")
     titles: dict[int, str] = {}
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None or [h.strip().lower() for h in header[:2]] != ["item", "title"]:

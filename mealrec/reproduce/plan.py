@@ -61,7 +61,7 @@ class RunRequest:
         plateau and the profile says so, the result of the retry with the longer patience.
         A missing run is claimed first (:func:`claim`), so that two processes never train the
         same run: one trains, the other waits and reads it back. ``claimed``: the caller holds it."""
-        if not claimed:
+        if not claimed and getattr(store, "train", True):  # a store that does not train reads or refuses
             path = self.path(store)
             if not path.exists():
                 with claim(path, wait=True):
@@ -285,7 +285,7 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
                     if nb not in rows[path]["notebooks"]:
                         rows[path]["notebooks"].append(nb)
                     continue
-                stored = path.exists()
+                stored = path in results and store.read_stored(path) is not None  # a damaged one is moved aside
                 minutes, basis, spent = None, "", None
                 if stored:
                     spent = _minutes_spent(results.get(path))
@@ -443,16 +443,30 @@ def train_missing(store: RunStore, rows: list[dict], shard: tuple[int, int] = (1
     k, n = shard
     todo = [r for r in rows if not r["stored"]][k - 1::n]
     done = []
-    bar = tqdm(todo, desc=f"runs (shard {k}/{n})", unit="run", disable=not progress)
-    for r in bar:
-        bar.set_postfix_str(f"{r['model']} {r['setting'] or 'default'} on {r['dataset']}")
-        t0 = time.time()
-        with claim(Path(r["path"])) as mine:
-            if not mine:
-                done.append({**r, "claimed_elsewhere": True})
-                continue
-            res = r["request"].run(store, claimed=True)
-        done.append({**r, "stored": True, "minutes": (time.time() - t0) / 60, "ndcg@10": res["test"]["ndcg@10"]})
+    left = sum(r["est_minutes"] or 0.0 for r in todo)
+    unknown = sum(r["est_minutes"] is None for r in todo)
+    bar = tqdm(todo, desc=f"training runs (shard {k}/{n})" if n > 1 else "training runs", unit="run",
+               disable=not progress, position=0)
+    was, store.progress = store.progress, progress  # each run's epochs show below the run bar
+    try:
+        for r in bar:
+            eta = f"~{left / 60:.1f} h left by the cost model" + (f" (+{unknown} of unknown cost)" if unknown else "")
+            bar.set_postfix_str(f"{r['model']} {r['setting'] or 'default'} seed {r['seed']} on {r['dataset']}; {eta}")
+            t0 = time.time()
+            with claim(Path(r["path"])) as mine:
+                if not mine:
+                    done.append({**r, "claimed_elsewhere": True})
+                    continue
+                try:
+                    res = r["request"].run(store, claimed=True)
+                except MealRecError as e:
+                    raise MealRecError(f"training {r['model']} {r['setting'] or 'default'} seed {r['seed']} on "
+                                       f"{r['dataset']} failed: {e}") from e
+            left -= r["est_minutes"] or 0.0
+            unknown -= r["est_minutes"] is None
+            done.append({**r, "stored": True, "minutes": (time.time() - t0) / 60, "ndcg@10": res["test"]["ndcg@10"]})
+    finally:
+        store.progress = was
     return done
 
 

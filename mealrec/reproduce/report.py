@@ -24,7 +24,7 @@ from .plan import (NOISE_MODELS, SEEDREC_BACKBONES, SEEDREC_VARIANTS, VARIANTS, 
                    ablation_requests, complexity_requests, noise_requests, overall_requests, request, seedrec_requests,
                    sensitivity_requests, table2_models)
 from .profiles import PLATEAU_BEST_EPOCH, Profile, backbone_of
-from .store import RunStore, library_source_hash
+from .store import MissingRunError, RunStore, library_source_hash
 
 ALPHA = 0.01  # significance level of the paper's paired t-tests
 METRIC_LABELS = {"hr@10": "H@10", "ndcg@10": "N@10", "hr@20": "H@20", "ndcg@20": "N@20"}
@@ -531,6 +531,10 @@ def representations(store: RunStore, dataset: str, profile: Profile, model: str,
         with np.load(cache) as z:
             return {k: z[k] for k in z.files}
     ckpt = store.checkpoint(r)
+    if ckpt is None and not store.train:
+        raise MissingRunError(f"{model} seed {q.seed} on {dataset}: Figure 7 needs {cache.name} or the run's checkpoint, "
+                              "and neither is stored (rendering never trains): `mealrec reproduce --train-missing` "
+                              "trains the run again")
     if ckpt is None:  # committed results carry no checkpoints: train again into the store
         Path(r["result_path"]).unlink()
         r = q.run(store)

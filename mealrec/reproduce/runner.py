@@ -1,107 +1,33 @@
-"""``mealrec reproduce``: execute the notebooks per dataset with papermill, then build the book.
+"""``mealrec reproduce``: render each notebook per dataset with papermill, then build the book.
 
-For every notebook x dataset pair the runner computes a key from the notebook file, its
-parameters, the library's source (comments and docstrings ignored), the profile and the
-dataset's data hash. A pair whose key matches the one stored beside its executed
-notebook is skipped. A pair that runs is executed into a temporary file and renamed into
-``book/generated/<profile>/<notebook>/<dataset>.ipynb`` only when every cell succeeded;
-a failing cell stops the runner with the cell's source and error, and leaves the previous
-output (if any) untouched. The training runs the notebooks start are cached in the run
-store (``runs/``), so an interrupted reproduction resumes where it stopped.
-
-The book is then built with jupyter-book 1.x (``execute_notebooks: off``; ``-W -n
---keep-going``) from pages the runner writes for the chosen profile: one page per table
-or figure listing each dataset's table, figure and verdict (pasted with glue from the
-executed notebooks), with the notebooks as sub-pages.
+For every notebook x dataset pair the runner computes a key from what determines the page's
+content (:func:`page_key`): the notebook, the profile, the data hash, the library (the modules
+that reach a page) and the bytes of every stored run the notebook reads. Never where the clone
+or the data sits, nor the thread count: a fresh clone finds the committed pages current. A pair
+whose key matches the one stored beside its executed notebook is skipped. Rendering never
+trains: a pair whose runs are not all stored is not executed and its page names the missing
+runs; ``train=True`` (``--train-missing``) trains them first. A pair that runs is executed into
+a temporary file and renamed into ``book/generated/<profile>/<notebook>/<dataset>.ipynb`` only
+when every cell succeeded; a failing cell stops the runner with the notebook, the cell's source
+and the error, and leaves the previous output untouched. Pages and the build: :mod:`.book`.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
-from urllib.parse import unquote, urlsplit
 
 from ..utils import MealRecError, atomic_path
+from .book import NOTEBOOKS, PAGES, build_book, repo_root, write_book_pages  # noqa: F401
+from .browser import browser_check  # noqa: F401
 from .profiles import get_profile
-from .store import RunStore, library_source_hash
-
-
-@dataclass(frozen=True)
-class Page:
-    notebook: str  # notebooks/<notebook>.ipynb
-    slug: str  # the book page: generated/<profile>/<slug>.md
-    title: str
-    caption: str  # the protocol, stated once per page
-    glue: tuple[tuple[str, str], ...]  # (kind, key) pasted per dataset: kind in {"any", "figure", "text"}
-
-
-PAGES: tuple[Page, ...] = (
-    Page("datasets", "table1", "Table 1: datasets",
-         "Users, items and interactions after filtering (MicroLens: iterative 4-core; leave-one-out split), "
-         "beside the paper's Table 1, and for each dataset which parts are real and which are synthetic. Then "
-         "the number of sememes per source (hashtags and title words on MicroLens, planted topics on the "
-         "synthetic sets), which the SeeDRec page reads, as in SeeDRec's Table 1.",
-         (("any", "table"), ("text", "verdict"), ("any", "sememes"), ("text", "sememe-text"))),
-    Page("overall", "table2", "Table 2: overall performance",
-         "Test HR@10/20 and NDCG@10/20, full ranking over all items, history not masked, ties broken against "
-         "the target, checkpoint of the best validation NDCG@10 (early stopping, patience as the profile sets). "
-         "Ours, the paper's, and the difference; then MealRec-TedRec's relative improvement over the best "
-         "baseline, with a paired t-test over test users (p < 0.01, as the paper).",
-         (("any", "table"), ("any", "improvement"), ("text", "verdict"), ("figure", "figure"))),
-    Page("complexity", "table3", "Table 3: complexity",
-         "Train and evaluation time per epoch and peak memory, each model trained alone in its own process; "
-         "ratios to TedRec beside the paper's (one A100 there). On the CPU, memory is the process's peak "
-         "resident set size, so it includes the interpreter and the data.",
-         (("any", "table"), ("any", "ratios"), ("text", "verdict"), ("figure", "figure"))),
-    Page("ablation", "figure3-6", "Figures 3 and 6: ablation and universality",
-         "MealRec's variants (full, -TCD, -NPD, -TCD-NPD) beside the bare backbone, on TedRec (Figure 3), "
-         "SASRec and CL4SRec (Figure 6); test metrics, one seed; p-values against the full model.",
-         (("any", "table-tedrec"), ("text", "verdict-tedrec"), ("any", "table-sasrec"), ("text", "verdict-sasrec"),
-          ("any", "table-cl4srec"), ("text", "verdict-cl4srec"), ("figure", "figure"))),
-    Page("sensitivity", "figure4", "Figure 4: sensitivity to lambda and T",
-         "Test NDCG@10 of MealRec-TedRec over the loss weight x diffusion steps grid, for TCD (lambda_T) and "
-         "NPD (lambda_N), the other weight at its default; one seed.",
-         (("text", "verdict"), ("figure", "figure"))),
-    Page("noise", "figure5", "Figure 5: robustness to visual noise",
-         "HR@10 and NDCG@10 of MealRec-TedRec with Gaussian noise of standard deviation sigma added to the "
-         "visual features at load time; one seed.",
-         (("any", "table"), ("text", "verdict"), ("figure", "figure"))),
-    Page("visualisation", "figure7", "Figure 7: representations",
-         "t-SNE of user representations, target item embeddings and (MealRec) frame representations for a "
-         "few test users, TedRec beside MealRec-TedRec, and the similarities the figure is read for.",
-         (("any", "table"), ("text", "verdict"), ("figure", "figure"))),
-    Page("seedrec", "beyond-seedrec", "Beyond the paper: SeeDRec vs MealRec",
-         "Test HR/NDCG@10/20 of the bare backbone, MealRec and SeeDRec (with its -S2IDM and -IPE ablations) on "
-         "SASRec and CL4SRec (the seeds of each backbone's rows are in the table's `seeds` column; means over "
-         "them), full ranking and CE for every row (SeeDRec's paper: BCE and 999 sampled "
-         "negatives; `mealrec.models.seedrec.sampled_evaluate` gives that protocol, and "
-         "`benchmarks/seedrec_protocol.py` scores this page's stored checkpoints both ways: its results on "
-         "synthetic-small and on microlens-small's SASRec rows, with a reading, are in `benchmarks/results/2026-11-24/` "
-         "and `benchmarks/results/2026-11-25/`); p-values are paired t-tests "
-         "over test users. Then S2IDM's parameters and training time per epoch against an item-level diffusion "
-         "of the same shape, timed on the same users, in turn, fastest of three rounds (a live timing on this "
-         "machine: it moves with the machine's load, which the table names as the 1-minute load average against "
-         "the cores).",
-         (("any", "table"), ("text", "verdict"), ("any", "cost"), ("figure", "figure"))),
-)
-NOTEBOOKS = tuple(p.notebook for p in PAGES)
-STATIC_PAGES = ("data", "method", "implementation")
-CLOSING_PAGES = ("rerun",)
-
-
-def repo_root() -> Path:
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "notebooks").is_dir() or not (root / "book").is_dir():
-        raise MealRecError(f"`mealrec reproduce` runs from a checkout of the repository; {root} has no notebooks/ and book/")
-    return root
+from .store import PACKAGE, RENDER_ONLY_ENV, MissingRunError, RunStore, _normalised_source_hash
 
 
 def find_data_dir(data_dir: str | None) -> str | None:
@@ -121,27 +47,91 @@ def find_data_dir(data_dir: str | None) -> str | None:
     return None
 
 
-def default_datasets(profile_name: str, data_dir: str | None) -> list[str]:
-    """The profile's synthetic datasets, plus its real ones when the MicroLens files are found."""
+def default_datasets(profile_name: str, data_dir: str | None, include_absent: bool = False) -> list[str]:
+    """The profile's synthetic datasets, plus its real ones when the MicroLens files are found
+    (or always, with ``include_absent``: rendering keeps their committed sections)."""
     prof = get_profile(profile_name)
     names = list(prof.synthetic_datasets)
     if prof.real_datasets:
-        if data_dir:
+        if data_dir or include_absent:
             names += list(prof.real_datasets)
-        else:
-            print("MicroLens data not found (--data-dir, $MEALREC_DATA or ../shared/data): real datasets skipped",
+        if not data_dir:
+            print("MicroLens data not found (--data-dir, $MEALREC_DATA or ../shared/data): "
+                  + ("their committed sections are kept as they are" if include_absent else "real datasets skipped"),
                   file=sys.stderr)
     return names
 
 
-def _pair_key(nb_path: Path, params: dict, profile: str, data_hash: str, lib_hash: str) -> str:
+#: Modules whose code never reaches a notebook's output: the command line, this runner, the page
+#: writer, the browser check, the summary matrix and ``--verify``. A change to them re-renders nothing.
+_NOT_PAGE_CODE = ("cli.py", "reproduce/runner.py", "reproduce/book.py", "reproduce/browser.py", "reproduce/summary.py",
+                  "reproduce/verify.py")
+#: Bump when the page key's recipe changes.
+PAGE_KEY_SCHEME = 2
+
+
+def page_library_hash() -> str:
+    """Hash of the library modules and configs that can change what a page shows (syntax trees,
+    docstrings ignored; paths relative to the package, so it is the same in every clone)."""
     h = hashlib.sha256()
-    h.update(nb_path.read_bytes())
-    h.update(json.dumps(params, sort_keys=True).encode())
-    h.update(json.dumps(get_profile(profile).to_dict(), sort_keys=True).encode())
-    h.update(data_hash.encode())
-    h.update(lib_hash.encode())
+    for f in sorted(PACKAGE.rglob("*")):
+        rel = f.relative_to(PACKAGE).as_posix()
+        if rel in _NOT_PAGE_CODE or "__pycache__" in rel:
+            continue
+        if f.suffix == ".py":
+            h.update(rel.encode() + _normalised_source_hash(f).encode())
+        elif f.suffix == ".yaml":
+            h.update(rel.encode() + f.read_bytes())
     return h.hexdigest()
+
+
+def run_files(result_path: Path) -> list[Path]:
+    """A stored run's committed files: its JSON, per-user ``.npz`` and cached representations."""
+    stem = result_path.name[: -len(".json")]
+    return sorted(f for f in result_path.parent.glob(f"{stem}.*")
+                  if f.suffix in (".json", ".npz") and not f.name.startswith("."))
+
+
+def page_key(nb_path: Path, profile: str, dataset: str, data_hash: str, lib_hash: str, runs: Iterable[Path],
+             runs_root: Path) -> str:
+    """What determines a page section's content: the notebook, the profile (as it applies to the
+    dataset), the data, the library and the bytes of every stored run it reads. Never where the
+    data or the clone sits, nor the thread count."""
+    h = hashlib.sha256()
+    h.update(f"page-key {PAGE_KEY_SCHEME}\0{dataset}\0{data_hash}\0{lib_hash}\0".encode())
+    h.update(nb_path.read_bytes())
+    h.update(json.dumps(get_profile(profile, dataset).to_dict(), sort_keys=True).encode())
+    for run in sorted(set(runs)):
+        for f in run_files(run):
+            h.update(f.relative_to(runs_root).as_posix().encode() + hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def page_runs(store: RunStore, notebook: str, dataset: str, profile: str) -> dict[str, list]:
+    """The stored runs a notebook reads on ``dataset`` (``used``: result paths), and the runs it
+    lacks (``missing``) or would read as made by older code (``older``), each as a line naming it."""
+    from . import plan as P
+
+    out: dict[str, list] = {"used": [], "missing": [], "older": []}
+
+    def visit(req: "P.RunRequest") -> None:
+        kw = req.kwargs()
+        kw.pop("isolate")
+        path, status = store.locate(req.model, req.dataset, **kw)
+        name = f"{req.model} {req.setting or 'default'} seed {req.seed}"
+        if status == "missing":
+            out["missing"].append(name)
+            return
+        out["used"].append(path)
+        if status == "older":
+            out["older"].append(f"{name} (stored {path.name})")
+        retry = req.retry(json.loads(path.read_text(encoding="utf-8"))) if req.plateau_patience is not None else None
+        if retry is not None:
+            visit(retry)
+
+    for req in P.notebook_requests(notebook, dataset, get_profile(profile, dataset)):
+        visit(req)
+    return out
 
 
 def _title_with_dataset(path: Path, dataset: str) -> None:
@@ -170,7 +160,8 @@ class _Snapshot:
             self.saved[f] = copy
 
     def _files(self) -> list[Path]:
-        return [f for d in self.folders if d.is_dir() for f in d.iterdir() if f.is_file() and not f.name.startswith(".")]
+        return [f for d in self.folders if d.is_dir() for f in d.iterdir()
+                if f.is_file() and not f.name.startswith(".")]
 
     def restore(self) -> None:
         for f in self._files():
@@ -185,8 +176,30 @@ class _Snapshot:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def execute(notebook: str, dataset: str, profile: str, root: Path, params: dict, key: str) -> Path:
-    """Run one notebook for one dataset; the output appears only if every cell succeeded."""
+#: The kernel logs errors only (no "running over TCP without encryption" warning on every start:
+#: the kernel listens on the loopback interface only).
+_KERNEL_ARGS = ("--IPKernelApp.log_level=ERROR",)
+
+
+@contextlib.contextmanager
+def _render_only(on: bool):
+    """Within the block, run stores opened by notebook kernels read stored runs and never train
+    (``MEALREC_RENDER_ONLY=1``, see :class:`RunStore`)."""
+    old = os.environ.get(RENDER_ONLY_ENV)
+    if on:
+        os.environ[RENDER_ONLY_ENV] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(RENDER_ONLY_ENV, None)
+        else:
+            os.environ[RENDER_ONLY_ENV] = old
+
+
+def execute(notebook: str, dataset: str, profile: str, root: Path, params: dict, key: str, train: bool = False) -> Path:
+    """Run one notebook for one dataset; the output appears only if every cell succeeded.
+    ``train``: the notebook may train the runs it lacks (else a missing run fails its cell)."""
     import papermill as pm
 
     src = root / "notebooks" / f"{notebook}.ipynb"
@@ -197,11 +210,14 @@ def execute(notebook: str, dataset: str, profile: str, root: Path, params: dict,
     # what the notebook writes besides itself (figures, sidecar) is undone if a later cell fails
     saved = _Snapshot([root / params[k] for k in ("OUTPUT_DIR", "FIGURES_DIR") if params.get(k)])
     try:
-        pm.execute_notebook(str(src), tmp, parameters=params, kernel_name="python3", cwd=str(root),
-                            progress_bar=False, log_output=False)
+        with _render_only(not train):
+            pm.execute_notebook(str(src), tmp, parameters=params, kernel_name="python3", cwd=str(root),
+                                progress_bar=False, log_output=False, extra_arguments=list(_KERNEL_ARGS))
     except pm.PapermillExecutionError as e:
         os.unlink(tmp)
         saved.restore()
+        if e.ename == MissingRunError.__name__:  # a stored input the pre-check cannot see (Figure 7's checkpoint)
+            raise MissingRunError(e.evalue) from None
         raise MealRecError(
             f"notebooks/{notebook}.ipynb on {dataset} ({profile}) failed in cell {e.cell_index}:\n"
             f"{e.source}\n--> {e.ename}: {e.evalue}"
@@ -215,18 +231,53 @@ def execute(notebook: str, dataset: str, profile: str, root: Path, params: dict,
         saved.discard()
     _title_with_dataset(Path(tmp), dataset)
     os.replace(tmp, out)
-    with atomic_path(out.with_suffix(".key")) as k:
-        k.write_text(key + "\n")
+    write_key(out, key)
     return out
 
 
-def run_notebooks(datasets: Iterable[str], profile: str = "quick", notebooks: Iterable[str] | None = None,
-                  data_dir: str | None = None, device: str = "cpu", threads: int = 0, force: bool = False,
-                  progress: bool = True, root: Path | None = None) -> list[tuple[str, str, str]]:
-    """Execute every notebook x dataset pair whose inputs changed. Returns ``(notebook, dataset, status)``.
+def write_key(out: Path, key: str) -> None:
+    with atomic_path(out.with_suffix(".key")) as k:
+        k.write_text(key + "\n")
 
-    ``root``: the tree holding ``notebooks/``, ``book/`` and ``runs/`` (default: this checkout)."""
+
+def _write_state(out: Path, runs: dict[str, list]) -> None:
+    """``<dataset>.runs.json`` beside the executed notebook: the runs its section lacks or reads as
+    made by older code (the page names them); removed when there are none."""
+    path = out.with_suffix(".runs.json")
+    state = {k: runs[k] for k in ("missing", "older") if runs[k]}
+    if not state:
+        path.unlink(missing_ok=True)
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+
+
+def is_unavailable(dataset: str, data_dir: str | None) -> bool:
+    """A real dataset whose files are not on this machine (its committed sections are kept)."""
+    from ..data import dataset_spec
+
+    return dataset_spec(dataset).source == "microlens" and data_dir is None
+
+
+def pair_params(notebook: str, dataset: str, profile: str, data_dir: str | None, device: str, threads: int) -> dict:
+    return {"DATASET": dataset, "PROFILE": profile, "OUTPUT_DIR": f"book/generated/{profile}/{notebook}",
+            "FIGURES_DIR": f"figures/{profile}", "RUNS_DIR": f"runs/{profile}", "DATA_DIR": data_dir,
+            "DEVICE": device, "THREADS": threads}
+
+
+def run_notebooks(datasets: Iterable[str], profile: str = "full", notebooks: Iterable[str] | None = None,
+                  data_dir: str | None = None, device: str = "cpu", threads: int = 0, force: bool = False,
+                  progress: bool = True, root: Path | None = None, train: bool = False) -> list[tuple[str, str, str]]:
+    """Render every notebook x dataset pair whose inputs changed. Returns ``(notebook, dataset, status)``.
+
+    Rendering never trains: a pair whose runs are not all stored is not executed, and its page
+    names the missing runs (``status`` "missing N run(s)"). With ``train`` the missing runs are
+    trained first, each with its progress. A real dataset whose files are absent keeps its
+    committed sections ("kept: data absent"). ``root``: the tree holding ``notebooks/``,
+    ``book/`` and ``runs/`` (default: this checkout)."""
     from tqdm.auto import tqdm
+
+    from . import plan as P
 
     root = Path(root) if root is not None else repo_root()
     get_profile(profile)
@@ -235,219 +286,44 @@ def run_notebooks(datasets: Iterable[str], profile: str = "quick", notebooks: It
         if nb not in NOTEBOOKS:
             raise MealRecError(f"unknown notebook {nb!r}; valid: {', '.join(NOTEBOOKS)}")
     datasets = list(datasets)
-    store = RunStore(root / "runs" / profile, data_dir=data_dir, progress=False, profile=profile)
-    data_hashes = {d: store.dataset(d).data_hash for d in datasets}  # fails early, naming the dataset
-    lib_hash = library_source_hash()
+    here = [d for d in datasets if not is_unavailable(d, data_dir)]
+    store = RunStore(root / "runs" / profile, data_dir=data_dir, progress=False, profile=profile, train=train,
+                     device=device, threads=threads)
+    data_hashes = {d: store.dataset(d).data_hash for d in here}  # fails early, naming the dataset
+    if train:
+        rows = P.plan(store, profile, here, notebooks)
+        P.train_missing(store, rows, progress=progress)
+    lib_hash = page_library_hash()
     done = []
     pairs = [(nb, d) for nb in notebooks for d in datasets]
-    bar = tqdm(pairs, desc=f"reproduce ({profile})", unit="notebook", disable=not progress)
+    bar = tqdm(pairs, desc=f"render ({profile})", unit="page", disable=not progress)
     for nb, d in bar:
         bar.set_postfix_str(f"{nb} on {d}")
-        params = {
-            "DATASET": d, "PROFILE": profile, "OUTPUT_DIR": f"book/generated/{profile}/{nb}",
-            "FIGURES_DIR": f"figures/{profile}", "RUNS_DIR": f"runs/{profile}", "DATA_DIR": data_dir,
-            "DEVICE": device, "THREADS": threads,
-        }
-        key = _pair_key(root / "notebooks" / f"{nb}.ipynb", params, profile, data_hashes[d], lib_hash)
         out = root / "book" / "generated" / profile / nb / f"{d}.ipynb"
+        if d not in here:
+            done.append((nb, d, "kept: data absent"))
+            continue
+        runs = page_runs(store, nb, d, profile)
+        _write_state(out, runs)
+        if runs["missing"]:
+            done.append((nb, d, f"missing {len(runs['missing'])} run(s)"))
+            continue
+        key = page_key(root / "notebooks" / f"{nb}.ipynb", profile, d, data_hashes[d], lib_hash, runs["used"],
+                       store.root)
         keyfile = out.with_suffix(".key")
         if not force and out.exists() and keyfile.exists() and keyfile.read_text().strip() == key:
             done.append((nb, d, "unchanged"))
             continue
-        execute(nb, d, profile, root, params, key)
+        params = pair_params(nb, d, profile, data_dir, device, threads)
+        try:
+            execute(nb, d, profile, root, params, key, train=train)
+        except MissingRunError as e:
+            _write_state(out, {**runs, "missing": [str(e)]})
+            done.append((nb, d, "missing 1 run(s)"))
+            continue
         done.append((nb, d, "executed"))
     return done
 
 
-# --------------------------------------------------------------------------- book
-def _pending_line(pending: list[dict]) -> list[str]:
-    """The sentence naming the datasets a page does not show yet, from the coverage cells."""
-    if not pending:
-        return []
-    parts = []
-    for c in pending:
-        if c["stored"] >= c["needed"]:
-            parts.append(f"{c['dataset']} (all {c['needed']} runs stored; its notebook is not executed yet)")
-            continue
-        cost = f", ~{c['est_hours']:.1f} h of training missing" if c.get("est_hours") else ""
-        parts.append(f"{c['dataset']} ({c['stored']} of {c['needed']} runs stored{cost})")
-    return [f"**Not shown yet:** {'; '.join(parts)}. A dataset's section appears once all of its runs are in "
-            "the run store, so that no number here is trained while the page renders; "
-            "{doc}`coverage` lists what is missing and how to train it.", ""]
-
-
-def _page_markdown(page: Page, profile: str, datasets: list[str], pending: list[dict] | None = None) -> str:
-    lines = [f"# {page.title}", "", f"*Protocol.* {page.caption}", "",
-             f"Profile `{profile}` ({_profile_line(profile, page.notebook)}). Each dataset's notebook (linked below) "
-             "holds the code, every number and the provenance (library version, commit, seeds, data hash).", "",
-             *_pending_line(pending or [])]
-    for d in datasets:
-        doc = f"{page.notebook}/{d}.ipynb"
-        lines += [f"## {d}", ""]
-        note = get_profile(profile).thinning_note(d, page.notebook)
-        if note:
-            lines += [f"*{note}*", ""]
-        backbones = get_profile(profile, d).ablation_backbones
-        for kind, key in page.glue:
-            if page.notebook == "ablation" and key.split("-", 1)[-1] not in backbones and key != "figure":
-                continue  # a backbone the profile leaves out on this dataset (said in the note above)
-            if kind == "text" and key.startswith("verdict"):
-                lines += ["**Verdict.**", ""]
-            elif key == "sememes":
-                lines += ["**Sememes** (read by the SeeDRec page)", ""]
-            elif key.startswith("table-"):
-                lines += [f"**{key[len('table-'):]} backbone**", ""]
-            lines += [f"```{{glue:any}} {key}", f":doc: {doc}", "```", ""]
-        lines += [f"Notebook: {{doc}}`{page.notebook}/{d}`", ""]
-    return "\n".join(lines)
-
-
-def _profile_line(profile: str, notebook: str) -> str:
-    """The profile's settings as they apply to ``notebook``'s runs (before any thinning per dataset)."""
-    p = get_profile(profile)
-    seeds = p.seeds_for(notebook)
-    seed_text = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
-    if notebook == "seedrec" and len(set(p.seedrec_seeds_by_backbone().values())) > 1:
-        seed_text += " (each backbone's seeds: see each dataset's note)"
-    if notebook == "datasets":
-        return "statistics of the data; nothing is trained"
-    if notebook == "complexity":
-        return f"timing runs of {p.timing_epochs} epoch{'s' if p.timing_epochs > 1 else ''} per model, {seed_text}"
-    retry = (f" ({p.plateau_patience} for a run that stopped on an early plateau at patience {p.patience}: "
-             f"it is trained again, and its row says so)") if p.plateau_patience else ""
-    return f"at most {p.epochs} epochs, patience {p.patience}{retry}, {seed_text}"
-
-
-def _coverage_cells(gen: Path) -> list[dict]:
-    """The per notebook x dataset run counts ``mealrec reproduce --plan`` last wrote (none if it never ran)."""
-    path = gen / "coverage.json"
-    if not (path.exists() and (gen / "coverage.md").exists()):
-        return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        order = {d: i for i, d in enumerate(data["datasets"])}
-        return sorted(data["cells"], key=lambda c: order.get(c["dataset"], len(order)))
-    except (ValueError, KeyError, TypeError) as e:
-        raise MealRecError(f"{path} is not a coverage file written by `mealrec reproduce --plan` ({e}); "
-                           "delete it or rerun `mealrec reproduce --plan`") from None
-
-
-def write_book_pages(profile: str, root: Path | None = None) -> Path:
-    """Write the profile's table/figure pages and its table of contents; returns the toc path."""
-    import yaml
-
-    root = Path(root) if root is not None else repo_root()
-    gen = root / "book" / "generated" / profile
-    coverage = _coverage_cells(gen)
-    chapters = []
-    for page in PAGES:
-        datasets = sorted(p.stem for p in (gen / page.notebook).glob("*.ipynb") if not p.name.startswith("."))
-        if not datasets:
-            continue
-        pending = [c for c in coverage if c["notebook"] == page.notebook and c["dataset"] not in datasets]
-        with atomic_path(gen / f"{page.slug}.md") as tmp:
-            tmp.write_text(_page_markdown(page, profile, datasets, pending), encoding="utf-8")
-        chapters.append({"file": f"generated/{profile}/{page.slug}",
-                         "sections": [{"file": f"generated/{profile}/{page.notebook}/{d}"} for d in datasets]})
-    if (gen / "coverage.md").exists():  # written by `mealrec reproduce --plan`
-        chapters.append({"file": f"generated/{profile}/coverage"})
-    toc = {
-        "format": "jb-book",
-        "root": "intro",
-        "parts": [
-            {"caption": "The study", "chapters": [{"file": p} for p in STATIC_PAGES]},
-            {"caption": f"Tables and figures ({profile} profile)", "chapters": chapters},
-            {"caption": "Using the companion", "chapters": [{"file": p} for p in CLOSING_PAGES]},
-        ],
-    }
-    path = gen / "_toc.yml"
-    with atomic_path(path) as tmp:
-        tmp.write_text("# Written by `mealrec reproduce`; do not edit.\n" + yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def build_book(profile: str, strict: bool = True, root: Path | None = None) -> Path:
-    """Build the HTML book for ``profile`` with jupyter-book 1.x; returns the HTML folder."""
-    root = Path(root) if root is not None else repo_root()
-    toc = write_book_pages(profile, root)
-    out = root / "book" / "_build" / profile
-    exe = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
-    if exe is None:
-        raise MealRecError("jupyter-book is not installed; install the pinned requirements (requirements.txt)")
-    cmd = [exe, "build", str(root / "book"), "--config", str(root / "_config.yml"), "--toc", str(toc),
-           "--path-output", str(out), "--all"]
-    if strict:
-        cmd += ["-W", "-n", "--keep-going"]
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise MealRecError(f"jupyter-book build failed ({' '.join(cmd)}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return out / "_build" / "html"
-
-
-_CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                   "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=8000")
-_RAW_TEX = ("\\(", "\\[", "$$", "\\frac", "\\mathbf", "\\begin{")
-
-
-def _visible_text(dom: str) -> str:
-    """The DOM without scripts, styles and typeset math (what a reader sees as text)."""
-    for tag in ("script", "style", "mjx-container", "mjx-assistive-mml", "math"):
-        dom = re.sub(rf"(?is)<{tag}\b.*?</{tag}>", " ", dom)
-    return re.sub(r"(?s)<[^>]+>", " ", dom)
-
-
-def browser_check(html_dir: str | Path, chromium: str | None = None, screenshot: str | None = "table2.html",
-                  screenshot_path: str | Path | None = None) -> dict[str, list[str]]:
-    """Open every page of the built book in headless Chromium with all network lookups
-    blocked, and report per page what is wrong: a page that does not load, an image whose
-    file does not resolve, a table page without a table, raw TeX left untypeset (or MathJax
-    not loaded offline), pasted objects that fell back to their Python repr, a glue or Sphinx
-    error box. Returns ``{page: [problems]}`` (empty lists = fine). Saves a screenshot of the
-    first page whose name ends with ``screenshot`` (default: the Table 2 page) to
-    ``screenshot_path`` (default ``<html_dir>/../table2.png``). Needs Debian's ``chromium``."""
-    exe = chromium or shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        raise MealRecError("browser check needs Chromium: apt-get install chromium (Debian), or pass its path")
-    html_dir = Path(html_dir)
-    report: dict[str, list[str]] = {}
-    shot_done = False
-    for page in sorted(html_dir.rglob("*.html")):
-        rel = str(page.relative_to(html_dir))
-        if rel in ("genindex.html", "search.html"):
-            continue
-        proc = subprocess.run([exe, *_CHROMIUM_FLAGS, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-        dom = proc.stdout
-        problems = []
-        if not dom.strip() or "<body" not in dom:
-            problems.append(f"page did not load (chromium exit {proc.returncode})")
-        source = page.read_text(encoding="utf-8")
-        if ("\\(" in source or "\\[" in source or 'class="math' in source) and "mjx-container" not in dom:
-            problems.append("math not typeset (MathJax missing or not loaded offline)")
-        text = _visible_text(dom)
-        raw = [t for t in _RAW_TEX if t in text]
-        if raw:
-            problems.append(f"raw TeX left in the page: {raw}")
-        for src in re.findall(r'<img\b[^>]*\bsrc="([^"]+)"', dom):
-            if src.startswith("data:"):
-                continue
-            target = (page.parent / unquote(urlsplit(src).path)).resolve() if not urlsplit(src).scheme else Path(unquote(urlsplit(src).path))
-            if not target.is_file():
-                problems.append(f"image does not resolve: {src}")
-        if re.match(r"(.*/)?table\d", rel) and "<table" not in dom:
-            problems.append("table page without a table")
-        for bad in ("&lt;IPython.core.display", "<IPython.core.display", "object at 0x", "Traceback (most recent call last)",
-                    "system-message"):
-            if bad in dom:
-                problems.append(f"page contains {bad!r}")
-        report[rel] = problems
-        if screenshot and not shot_done and rel.endswith(screenshot):
-            out = Path(screenshot_path) if screenshot_path else html_dir.parent / Path(screenshot).with_suffix(".png").name
-            subprocess.run([exe, *_CHROMIUM_FLAGS, "--hide-scrollbars", "--window-size=1280,2400",
-                            f"--screenshot={out}", page.as_uri()], capture_output=True, timeout=120)
-            if not out.is_file():
-                problems.append(f"screenshot not written: {out}")
-            shot_done = True
-    return report
-
-
-__all__ = ["NOTEBOOKS", "PAGES", "browser_check", "build_book", "default_datasets", "execute", "find_data_dir", "run_notebooks", "write_book_pages"]
+__all__ = ["NOTEBOOKS", "PAGES", "browser_check", "build_book", "default_datasets", "execute", "find_data_dir",
+           "page_key", "page_runs", "run_notebooks", "write_book_pages"]

@@ -9,7 +9,9 @@ and docstrings ignored). The dataset *loader* modules (``data/__init__.py``,
 through their source, so a loader change that leaves the data unchanged (say, support
 for extracted features) keeps every stored run; one that changes the data retrains. A run whose key is already in the store is read back instead of
 trained again; a change to any of those inputs trains it anew. Results are written
-atomically (temp file + rename), so an interrupted run leaves nothing half-written.
+atomically (temp file + rename), so an interrupted run leaves nothing half-written; a stored
+result that cannot be read (truncated, a merge conflict, a Git LFS pointer) is reported, moved
+aside to ``<name>.corrupt`` and trained anew (:meth:`RunStore.read_stored`).
 
 Layout: ``<root>/<dataset>/<model>/<tag>seed<seed>-<key>.json`` with the per-user test
 metrics in a ``.npz`` beside it (both meant to be committed) and the checkpoint in a
@@ -21,6 +23,8 @@ import ast
 import hashlib
 import inspect
 import json
+import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,8 +32,9 @@ from typing import Any
 from ..data import get_dataset
 from ..experiments import run_config, run_in_subprocess
 from ..models import get_model_class
-from ..trainer import load_result, train
-from ..utils import sha256_arrays, write_json_atomic
+from ..trainer import train
+from ..integrity import CorruptFileError, cpu_info, read_result
+from ..utils import MealRecError, sha256_arrays, write_json_atomic
 from .profiles import get_profile
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -42,6 +47,8 @@ CORE_FILES = (
 )
 #: Key scheme version (2: loaders keyed by output; 1 hashed their source, see scripts/rekey_runs.py).
 KEY_SCHEME = 2
+#: Set to 1 around a rendered notebook: its run stores read and never train (see RunStore.train).
+RENDER_ONLY_ENV = "MEALREC_RENDER_ONLY"
 #: Training settings that do not change metrics (evaluation is batch-size invariant).
 _NOT_KEYED = ("num_threads", "eval_batch_size", "device")
 
@@ -136,6 +143,20 @@ def _tag(overrides: dict[str, Any], visual_noise: float) -> str:
     return "".join(c if c.isalnum() or c in "=.-_" else "_" for c in ",".join(parts)) + ("-" if parts else "")
 
 
+def _move_aside(path: Path) -> Path | None:
+    """Rename ``path`` to ``<name>.corrupt`` (replacing one there); None if ``path`` is gone."""
+    dest = path.with_name(path.name + ".corrupt")
+    try:
+        os.replace(path, dest)
+    except FileNotFoundError:  # absent, or moved aside by a concurrent reader
+        return None
+    return dest
+
+
+class MissingRunError(MealRecError):
+    """A run that is not stored, asked of a store that does not train (rendering)."""
+
+
 class RunStore:
     """Train-or-load access to runs under ``root``.
 
@@ -145,8 +166,12 @@ class RunStore:
     """
 
     def __init__(self, root: str | Path, data_dir: str | None = None, device: str = "cpu",
-                 threads: int = 0, progress: bool = True, profile: str | None = None):
+                 threads: int = 0, progress: bool = True, profile: str | None = None, train: bool | None = None):
         self.root = Path(root)
+        #: Whether a missing run is trained (True) or refused with :class:`MissingRunError`, reading a
+        #: run made by older code when there is one (False: rendering). Default: False when
+        #: ``$MEALREC_RENDER_ONLY`` is 1 (set by the runner around a notebook it renders), else True.
+        self.train = os.environ.get(RENDER_ONLY_ENV) != "1" if train is None else train
         self.data_dir = data_dir
         #: Name of the profile whose datasets this store opens: a profile may cut a dataset to a
         #: sample of users (``Profile.max_users``, the `quick` profile on MicroLens). None: whole datasets.
@@ -207,11 +232,20 @@ class RunStore:
         ``overrides``: model settings (as ``--set model.KEY=VALUE``). ``isolate``: train in a
         fresh process, so that its peak memory is that model's alone (Table 3)."""
         run, key, path, overrides = self._resolve(model, dataset, seed, epochs, patience, dict(overrides or {}), visual_noise)
-        if path.exists():
-            res = load_result(path)
-            if res.get("store_key") == key and "per_user_test" in res:
-                res["result_path"] = str(path)
-                return res
+        res = self.read_stored(path)
+        if res is not None and res.get("store_key") == key and "per_user_test" in res:
+            res["result_path"] = str(path)
+            return res
+        if not self.train:
+            older = self._older(run, path, key)
+            if older is None:
+                raise MissingRunError(
+                    f"{model} {_tag(overrides, visual_noise).rstrip('-') or 'default'} seed {seed} on {dataset} is "
+                    f"not stored in {self.root} (rendering never trains): `mealrec reproduce --train-missing` trains it")
+            res = self.read_stored(older)
+            res["result_path"] = str(older)
+            res["older_code"] = {"store_key": res.get("store_key"), "created": res.get("environment", {}).get("created")}
+            return res
         if isolate:
             sets = [f"model.{k}={json.dumps(v)}" for k, v in overrides.items()]
             sets += [f"train.{k}={json.dumps(v)}" for k, v in (("patience", run.train.patience), ("num_threads", run.train.num_threads))]
@@ -220,13 +254,64 @@ class RunStore:
                               max_users=self.max_users(dataset))
         else:
             train(run, self.dataset(dataset, visual_noise), out=path, progress=self.progress)
-        res = load_result(path)
+        res = read_result(path)
         res["store_key"] = key
+        res.setdefault("environment", {}).update(cpu_info())  # with its thread count: "the same hardware"
         per_user = res.pop("per_user_test")
         write_json_atomic(path, res)  # stamp the key last: a run without it is retrained
         res["per_user_test"] = per_user
         res["result_path"] = str(path)
         return res
+
+    def locate(self, model: str, dataset: str, seed: int = 2020, epochs: int = 200, patience: int | None = None,
+               overrides: dict[str, Any] | None = None, visual_noise: float = 0.0) -> tuple[Path | None, str]:
+        """Where the run is stored and how: ``(path, "current")``; ``(path, "older")`` for the same run
+        (same configuration, same data) stored by older code; ``(None, "missing")``."""
+        run, key, path, _ = self._resolve(model, dataset, seed, epochs, patience, dict(overrides or {}), visual_noise)
+        res = self.read_stored(path)
+        if res is not None and res.get("store_key") == key:
+            return path, "current"
+        older = self._older(run, path, key)
+        return (older, "older") if older is not None else (None, "missing")
+
+    def _older(self, run, path: Path, key: str) -> Path | None:
+        """The newest stored result with the file stem of ``path`` (same setting and seed) under another
+        key whose resolved configuration and data match ``run``: the same run, made by older code."""
+        stem = path.name[: -len(f"{key}.json")]
+        want = keyed_config(run)
+        found = []
+        for cand in path.parent.glob(f"{stem}*.json"):
+            if cand == path or len(cand.name) != len(path.name):
+                continue
+            res = self.read_stored(cand)
+            if res is None or "per_user_test" not in res:
+                continue
+            cfg = res["config"]
+            same = {"model": cfg.get("model"), "dataset": cfg.get("dataset"), "train": dict(cfg.get("train", {})),
+                    "model_config": cfg.get("model_config")}
+            for k in _NOT_KEYED:
+                same["train"].pop(k, None)
+            data = res.get("dataset", {}).get("data_hash")
+            if same == {k: want[k] for k in same} and data == self.dataset(run.dataset).data_hash:
+                found.append((res.get("environment", {}).get("created", ""), cand))
+        return max(found)[1] if found else None
+
+    @staticmethod
+    def read_stored(path: str | Path) -> dict | None:
+        """The stored result at ``path`` (as :func:`load_result` reads it), or None when it is
+        missing or cannot be read. An unreadable one is reported on stderr and its JSON and
+        NPZ are renamed to ``<name>.corrupt`` (replacing older ones), as for a missing run."""
+        path = Path(path)
+        try:
+            return read_result(path)
+        except FileNotFoundError:
+            return None
+        except CorruptFileError as e:
+            moved = [_move_aside(p) for p in (path, path.with_suffix(".npz"))]
+            moved_txt = ", ".join(str(m) for m in moved if m is not None) or "nothing (already moved)"
+            print(f"warning: stored result {e.path} cannot be read: {e.reason}; moved aside to {moved_txt}; "
+                  "the run is treated as not stored", file=sys.stderr)
+            return None
 
     @staticmethod
     def checkpoint(result: dict) -> Path | None:
@@ -235,4 +320,4 @@ class RunStore:
         return ckpt if ckpt.exists() else None
 
 
-__all__ = ["CORE_FILES", "KEY_SCHEME", "RunStore", "code_hash", "dataset_identity", "library_source_hash", "model_source_files"]
+__all__ = ["CORE_FILES", "KEY_SCHEME", "MissingRunError", "RENDER_ONLY_ENV", "RunStore", "code_hash", "dataset_identity", "library_source_hash", "model_source_files"]

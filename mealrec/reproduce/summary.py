@@ -1,0 +1,240 @@
+"""The results at a glance: one verdict and one number per claim of the paper and dataset.
+
+Read from the sidecars the notebooks write (``book/generated/<profile>/<notebook>/<notebook>-<dataset>.json``),
+never typed by hand. :func:`matrix` gives the cells, :func:`markdown` the table that
+``mealrec reproduce --summary`` writes between the ``<!-- summary:start -->`` and
+``<!-- summary:end -->`` markers of ``README.md`` and ``book/intro.md``, and :func:`figure` the same
+matrix as a picture.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..utils import MealRecError, atomic_path
+
+LABELS = ("reproduces", "partly reproduces", "does not reproduce", "not tested here")
+START, END = "<!-- summary:start -->", "<!-- summary:end -->"
+
+
+@dataclass(frozen=True)
+class Cell:
+    label: str  # one of LABELS, or "" where the page has no verdict for the dataset
+    number: str  # the number the page's rule turns on
+    page: str  # the book page (slug) that states the rule
+
+
+def _label(verdict: str) -> str:
+    for lab in sorted(LABELS, key=len, reverse=True):
+        if verdict.startswith(lab):
+            return lab
+    raise MealRecError(f"verdict without a label ({', '.join(LABELS)}): {verdict[:80]!r}")
+
+
+def _p(p: float) -> str:
+    return "p n/a" if p is None or (isinstance(p, float) and math.isnan(p)) else f"p = {p:.2g}"
+
+
+def _overall(r: dict) -> str:
+    imp = r["improvement"]["ndcg@10"]
+    return f"N@10 {imp['rel_imp_pct']:+.1f}% vs {imp['best_baseline']} ({_p(imp['p'])})"
+
+
+def _ablation(backbone: str) -> Callable[[dict], str]:
+    def number(r: dict) -> str:
+        rows = {row["variant"]: row for row in r[backbone]["table"]}
+        full, base = rows["full"], rows[backbone]
+        change = 100 * (full["ndcg@10"] / base["ndcg@10"] - 1)
+        lowest = min((v for v in rows if v != backbone), key=lambda v: rows[v]["ndcg@10"])
+        return f"full vs {backbone} N@10 {change:+.1f}% ({_p(base['p vs full (N@10)'])}); lowest variant: {lowest}"
+    return number
+
+
+def _sensitivity(r: dict) -> str:
+    m = re.search(r"TCD \(lambda_T\) ([\d.]+)%, NPD \(lambda_N\) ([\d.]+)%", r["verdict"])
+    if m is None:
+        raise MealRecError("sensitivity sidecar: its verdict does not state the two spreads")
+    return f"N@10 spread TCD {m.group(1)}%, NPD {m.group(2)}%"
+
+
+def _noise(r: dict) -> str:
+    rows = r["table"]
+    base = next(row for row in rows if row["sigma"] == 0.0)
+    falls = {m: max(0.0, max(100 * (1 - row[m] / base[m]) for row in rows)) for m in ("hr@10", "ndcg@10")}
+    return f"largest fall H@10 {falls['hr@10']:.1f}%, N@10 {falls['ndcg@10']:.1f}%"
+
+
+def _complexity(r: dict) -> str:
+    q = r["ratios"]["mealrec-tedrec / tedrec"]
+    return (f"x TedRec: train {q['train s/epoch|ours']:.2f}, eval {q['eval s/epoch|ours']:.2f}, "
+            f"memory {q['peak memory MB|ours']:.2f}")
+
+
+def _visualisation(r: dict) -> str:
+    a = r["alignment"]
+    return (f"user-target cosine {a['tedrec']['user-target cosine']:.3f} (TedRec) vs "
+            f"{a['mealrec-tedrec']['user-target cosine']:.3f}")
+
+
+def _seedrec(r: dict) -> str:
+    parts = []
+    for b in ("sasrec", "cl4srec"):
+        t = r["tests"].get(f"seedrec-{b} vs {b}")
+        if t:
+            parts.append(f"{b} {100 * (t['mean_a'] / t['mean_b'] - 1):+.1f}% ({_p(t['p'])})")
+    return "SeeDRec N@10 vs backbone: " + ", ".join(parts)
+
+
+#: (claim, notebook, where the verdict sits in the sidecar's results, the number, page slug)
+CLAIMS: tuple[tuple[str, str, tuple[str, ...], Callable[[dict], str], str], ...] = (
+    ("Table 2: MealRec-TedRec beats every baseline", "overall", ("verdict",), _overall, "table2"),
+    ("Figure 3: TCD and NPD each help (TedRec)", "ablation", ("tedrec", "verdict"), _ablation("tedrec"), "figure3-6"),
+    ("Figure 6: universality (SASRec)", "ablation", ("sasrec", "verdict"), _ablation("sasrec"), "figure3-6"),
+    ("Figure 6: universality (CL4SRec)", "ablation", ("cl4srec", "verdict"), _ablation("cl4srec"), "figure3-6"),
+    ("Figure 4: insensitive to lambda and T", "sensitivity", ("verdict",), _sensitivity, "figure4"),
+    ("Figure 5: robust to visual noise", "noise", ("verdict",), _noise, "figure5"),
+    ("Table 3: modest cost over TedRec", "complexity", ("verdict",), _complexity, "table3"),
+    ("Figure 7: user closer to target", "visualisation", ("verdict",), _visualisation, "figure7"),
+    ("SeeDRec improves its backbone", "seedrec", ("verdict",), _seedrec, "beyond-seedrec"),
+)
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["results"]
+    except (ValueError, KeyError, UnicodeDecodeError) as e:
+        raise MealRecError(f"{path}: not a sidecar written by its notebook ({e}); render the page again "
+                           "(`mealrec reproduce`)") from None
+
+
+def matrix(gen: str | Path, datasets: list[str]) -> list[tuple[str, dict[str, Cell | None]]]:
+    """One row per claim: ``(claim, {dataset: Cell or None})``; None where the page has no such
+    section (a notebook not rendered there, or a backbone the profile leaves out)."""
+    gen = Path(gen)
+    rows = []
+    for claim, notebook, where, number, page in CLAIMS:
+        cells: dict[str, Cell | None] = {}
+        for d in datasets:
+            path = gen / notebook / f"{notebook}-{d}.json"
+            res = _read(path) if path.exists() else None
+            node = res
+            for k in where:
+                node = node.get(k) if isinstance(node, dict) else None
+            if not isinstance(node, str):
+                cells[d] = None
+                continue
+            try:
+                cells[d] = Cell(_label(node), number(res), page)
+            except (KeyError, TypeError, ValueError, ZeroDivisionError, StopIteration) as e:
+                raise MealRecError(f"{path}: cannot read the number of {claim!r} ({type(e).__name__}: {e})") from None
+        rows.append((claim, cells))
+    return rows
+
+
+def datasets_of(gen: str | Path) -> list[str]:
+    """The datasets some page of ``gen`` has a sidecar for: synthetic ones first, small before big."""
+    names = {p.stem.split("-", 1)[1] for p in Path(gen).glob("*/*-*.json")
+             if p.stem.startswith(p.parent.name + "-")}
+    return sorted(names, key=lambda d: (not d.startswith("synthetic"), "big" in d, d))
+
+
+def markdown(rows, datasets: list[str], link: Callable[[str], str] | None = None) -> str:
+    """The matrix as a Markdown table; ``link(page)`` gives the target of each claim's page link."""
+    head = "| claim | " + " | ".join(f"`{d}`" for d in datasets) + " |"
+    out = [head, "|---|" + "---|" * len(datasets)]
+    for claim, cells in rows:
+        page = next((c.page for c in cells.values() if c), "")
+        name = f"[{claim}]({link(page)})" if link and page else claim
+        texts = [f"**{c.label}**: {c.number}" if c else "not run here" for c in (cells[d] for d in datasets)]
+        out.append(f"| {name} | " + " | ".join(texts) + " |")
+    return "\n".join(out)
+
+
+def replace_block(text: str, block: str, where: str = "the file") -> str:
+    """``text`` with what stands between the summary markers replaced by ``block``."""
+    i, j = text.find(START), text.find(END)
+    if i < 0 or j < i:
+        raise MealRecError(f"{where} has no '{START}' ... '{END}' block for the results matrix")
+    return text[: i + len(START)] + "\n" + block + "\n" + text[j:]
+
+
+def block_of(text: str) -> str:
+    i, j = text.find(START), text.find(END)
+    return text[i + len(START): j].strip() if 0 <= i < j else ""
+
+
+def figure(rows, datasets: list[str], path: str | Path) -> Path:
+    """The matrix as a picture: one coloured cell per claim and dataset, the label inside."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    colours = {"reproduces": "#4daf4a", "partly reproduces": "#fdd835", "does not reproduce": "#e57373",
+               "not tested here": "#bdbdbd", "": "#ffffff"}
+    fig, ax = plt.subplots(figsize=(2.4 + 2.6 * len(datasets), 0.5 * len(rows) + 1.0))
+    for i, (claim, cells) in enumerate(rows):
+        for j, d in enumerate(datasets):
+            c = cells[d]
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, facecolor=colours[c.label if c else ""], edgecolor="white"))
+            ax.text(j + 0.5, i + 0.5, c.label if c else "not run", ha="center", va="center", fontsize=8)
+    ax.set_xlim(0, len(datasets))
+    ax.set_ylim(len(rows), 0)
+    ax.set_xticks([j + 0.5 for j in range(len(datasets))], datasets)
+    ax.xaxis.tick_top()
+    ax.set_yticks([i + 0.5 for i in range(len(rows))], [claim for claim, _ in rows], fontsize=8)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def targets(root: Path, profile: str) -> dict[Path, Callable[[str], str] | None]:
+    """The files that carry the matrix, each with how it links to a page."""
+    return {root / "README.md": lambda page: f"book/generated/{profile}/{page}.md",
+            root / "book" / "intro.md": None}  # the intro is built with every profile's toc: no page links
+
+
+def expected_blocks(root: Path, profile: str = "full") -> dict[Path, str]:
+    """What the summary block of each target file must read, from the sidecars."""
+    gen = root / "book" / "generated" / profile
+    datasets = datasets_of(gen)
+    rows = matrix(gen, datasets)
+    from .profiles import get_profile
+
+    capped = [f"{d} at most {t['epochs']} epochs" for d, t in get_profile(profile).thinned.items()
+              if d in datasets and "epochs" in t]
+    note = (f"*Generated by `mealrec reproduce --summary` from the `{profile}` profile's pages, which state the rule "
+            "behind each verdict. On MicroLens the visual features are placeholders (no video content offline)."
+            + (f" Training there is capped ({'; '.join(capped)}), so those runs are not converged." if capped else "")
+            + "*")
+    return {f: markdown(rows, datasets, link) + "\n\n" + note for f, link in targets(root, profile).items()}
+
+
+def write(root: Path, profile: str = "full") -> list[Path]:
+    """Rewrite the summary blocks and ``figures/<profile>/summary.png``; returns what it wrote."""
+    written = []
+    for f, block in expected_blocks(root, profile).items():
+        text = f.read_text(encoding="utf-8")
+        new = replace_block(text, block, str(f))
+        if new != text:
+            with atomic_path(f) as tmp:
+                tmp.write_text(new, encoding="utf-8")
+        written.append(f)
+    gen = root / "book" / "generated" / profile
+    datasets = datasets_of(gen)
+    written.append(figure(matrix(gen, datasets), datasets, root / "figures" / profile / "summary.png"))
+    return written
+
+
+__all__ = ["CLAIMS", "Cell", "LABELS", "block_of", "datasets_of", "expected_blocks", "figure", "markdown", "matrix",
+           "replace_block", "write"]
