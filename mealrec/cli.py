@@ -48,6 +48,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif Path(out).suffix != ".json":
         out = Path(out) / f"{args.dataset}-{args.model}-seed{run.train.seed}.json"
     res = train(run, ds, out=out, progress=not args.quiet)
+    _stamp_hardware(out)
     row = {"model": args.model, "dataset": args.dataset, "best_epoch": res.best_epoch, **res.test}
     print(f"\nTest metrics (full ranking over {ds.n_items - 1:,} items, history not masked, best valid NDCG@10 checkpoint):")
     print(_fmt_table([row], list(row)))
@@ -58,6 +59,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print(f"result: {out}")
     return 0
+
+
+def _stamp_hardware(path: str | Path) -> None:
+    """Add the CPU model and instruction sets to a result's ``environment`` (what "the same hardware" means)."""
+    from .integrity import cpu_info
+    from .utils import write_json_atomic
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data.setdefault("environment", {}).update(cpu_info())
+    write_json_atomic(path, data)
 
 
 def parse_sets(items: list[str] | None) -> dict[str, dict]:
