@@ -286,6 +286,7 @@ def run_notebooks(datasets: Iterable[str], profile: str = "full", notebooks: Ite
         if nb not in NOTEBOOKS:
             raise MealRecError(f"unknown notebook {nb!r}; valid: {', '.join(NOTEBOOKS)}")
     datasets = list(datasets)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no weight-loading bars from the title encoder
     here = [d for d in datasets if not is_unavailable(d, data_dir)]
     store = RunStore(root / "runs" / profile, data_dir=data_dir, progress=False, profile=profile, train=train,
                      device=device, threads=threads)
