@@ -279,6 +279,9 @@ def _verify(args: argparse.Namespace, store, rows: list[dict], root: Path) -> in
 
     seed = args.verify_seed if args.verify_seed is not None else random.SystemRandom().randrange(10_000)
     print(f"--verify {args.verify}: draw seed {seed} (repeat the draw with --verify-seed {seed})")
+    for r in V.choose(rows, args.verify, seed):
+        spent = f"{r['minutes_spent']:.1f} min when stored" if r["minutes_spent"] else "cost unknown"
+        print(f"  retraining {r['model']} {r['setting'] or 'default'} seed {r['seed']} on {r['dataset']} ({spent})")
     found = V.verify(store, rows, args.verify, seed, progress=not args.quiet)
     out = Path(args.verify_out or root / "benchmarks" / "results" / "verify"
                / f"verify-{dt.date.today().isoformat()}-seed{seed}.md")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,17 +13,9 @@ from mealrec.reproduce import summary as S
 from mealrec.reproduce.runner import NOTEBOOKS, run_notebooks, write_book_pages
 from mealrec.utils import MealRecError
 
+from .test_reproduce import _mini_tree
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _mini_tree(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    (root / "notebooks").mkdir(parents=True)
-    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("_build", "generated"))
-    shutil.copy(ROOT / "_config.yml", root / "_config.yml")
-    for nb in NOTEBOOKS:
-        shutil.copy(ROOT / "notebooks" / f"{nb}.ipynb", root / "notebooks")
-    return root
 
 
 def test_readme_and_intro_show_the_matrix_the_sidecars_give():
