@@ -135,3 +135,15 @@ def test_verify_retrains_a_stored_run_and_finds_it_bit_identical(tmp_path):
     assert found[0]["same hardware"] == "yes"  # stamped with this machine's CPU when it was stored
     out = V.write(found, 7, 1, tmp_path / "verify.md")
     assert "1 of 1 runs bit-identical" in out.read_text() and out.with_suffix(".json").is_file()
+
+
+def test_a_damaged_stored_run_is_moved_aside_and_counts_as_missing_when_rendering(tmp_path, capsys):
+    store = RunStore(tmp_path / "runs", progress=False, threads=1)
+    path = Path(store.run("sasrec", "synthetic-tiny", seed=1, epochs=1)["result_path"])
+    path.write_text(path.read_text()[:100])  # a half-copied file
+    reader = RunStore(tmp_path / "runs", progress=False, train=False)
+    assert reader.locate("sasrec", "synthetic-tiny", seed=1, epochs=1) == (None, "missing")
+    assert path.with_name(path.name + ".corrupt").exists() and not path.exists()
+    assert f"{path}" in capsys.readouterr().err
+    with pytest.raises(MealRecError, match="not stored"):
+        reader.run("sasrec", "synthetic-tiny", seed=1, epochs=1)
