@@ -18,7 +18,7 @@ import torch
 
 from ..config import CONFIG_ROOT, build_dataclass, load_yaml
 from ..utils import MealRecError, sha256_arrays
-from . import extracted, microlens, synthetic
+from . import controls, extracted, microlens, synthetic
 from .base import ItemFeatures, SequentialDataset, Split, k_core, leave_one_out, remap
 from .features import placeholder_visual, text_features
 
@@ -34,7 +34,7 @@ __all__ = [
     "leave_one_out",
 ]
 
-SOURCES = ("synthetic", "microlens")
+SOURCES = ("synthetic", "microlens", "control")
 
 
 @dataclass
@@ -70,7 +70,7 @@ def dataset_spec(name: str) -> DatasetSpec:
 
 
 def _source_params(name: str, spec: DatasetSpec) -> Any:
-    cls = synthetic.SyntheticParams if spec.source == "synthetic" else MicroLensParams
+    cls = {"synthetic": synthetic.SyntheticParams, "control": controls.ControlParams}.get(spec.source, MicroLensParams)
     return build_dataclass(cls, spec.params, f"{CONFIG_ROOT / 'datasets' / name}.yaml [params]")
 
 
@@ -136,6 +136,26 @@ def get_dataset(
 
         def visual(ds: SequentialDataset):
             return synthetic.frames_for(world, item_ids)
+
+    elif spec.source == "control":
+        if not (isinstance(features, str) and features in extracted.MODES):
+            raise MealRecError(f"{name} is a planted control and generates its own features; `features` applies to "
+                               f"MicroLens datasets only (got {str(features)!r}; use one of {extracted.MODES})")
+        world = controls.generate(params)
+        user_seqs, sample = _sample_users(world.user_seqs, max_users)
+        seqs, user_ids, item_ids = remap(user_seqs)
+        titles = [world.titles[i - 1] for i in item_ids]
+        meta = {
+            "origin": f"positive control (planted, mealrec.data.controls, kind {params.kind!r})",
+            "interactions": "synthetic",
+            "titles": "synthetic (no topic)",
+            "visual_features": "synthetic (planted: the answer lies in the frames)",
+            "generator_params": asdict(params),
+            "floor_and_ceiling": controls.floor_and_ceiling(params),
+        }
+
+        def visual(ds: SequentialDataset):
+            return controls.frames_for(world, item_ids)
 
     else:
         folder = microlens.locate(data_dir)
