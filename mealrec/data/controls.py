@@ -19,9 +19,26 @@ reads content must beat one that does not.
     * Validation targets are tails (unpredictable), so validation does not measure the test's
       task; model selection on this control uses fixed epochs, not the validation metric.
 
+``control-temporal`` (does a model use the *order* of the frames?)
+    The same users, pairs, hubs and titles, but every tail shows the same ``K`` base frames,
+    in an order that is its topic's (one distinct permutation per topic), plus noise. The multiset
+    of a tail's frames, and so their mean, carries no topic; only their order does. Floor and
+    ceiling as ``control-content``; shuffling a tail's frames returns a reader of order to the floor.
+
+``control-selection`` (user-conditioned selection of content, NPD's claimed role)
+    Topics are split into ``n_families`` families and every user belongs to one. A tail shows a
+    two-frame segment of one topic from each family (in random order, plus a background frame);
+    the target is a hub of the segment whose family is the user's. The earlier hubs in the
+    history tell the family. Floor (ID-only, which can read the family from the history): uniform
+    over the family's hubs (with 20 topics in 2 families x 5 hubs, HR@10 0.200, NDCG@10 0.091);
+    a reader of content that ignores the user: uniform over the two topics' 10 hubs (1.000, 0.454);
+    ceiling: the user's topic's hubs (1.000, 0.590).
+
 :func:`reference_scores` is the content-reading reference: it scores each hub by the cosine
 between the last item's mean frame and the mean frame of the tails that preceded that hub in
-training, learning the topic-to-hub map from the training data alone.
+training, learning the topic-to-hub map from the training data alone (on ``control-temporal`` the
+frames are compared in their order; on ``control-selection`` only hubs of the family that the
+history's hubs belong to are ranked).
 
 Everything is drawn from ``numpy.random.default_rng(seed)``: the same parameters give the same data.
 """
@@ -34,7 +51,7 @@ import torch
 
 from .features import N_FRAMES, VISUAL_DIM
 
-KINDS = ("content",)
+KINDS = ("content", "temporal", "selection")
 
 
 @dataclass
@@ -46,6 +63,7 @@ class ControlParams:
     pairs_per_user: int = 4
     frame_noise: float = 1.0
     n_background: int = 16
+    n_families: int = 2  # control-selection
     title_words: int = 8
     vocabulary: int = 500
     seed: int = 2020
@@ -59,6 +77,8 @@ class ControlWorld:
     item_topic: np.ndarray  # (n_items,) topic of each original item
     is_hub: np.ndarray  # (n_items,) bool
     titles: list[str]
+    other_topic: np.ndarray  # (n_items,) control-selection: a tail's second topic (-1 elsewhere)
+    user_family: np.ndarray  # (n_users,) control-selection: each user's family (0 elsewhere)
     params: ControlParams
 
 
@@ -67,12 +87,17 @@ def _ndcg_uniform(n: int, k: int = 10) -> float:
     return float(sum(1.0 / np.log2(r + 1) for r in range(1, min(n, k) + 1)) / n)
 
 
+def _uniform(n: int) -> dict[str, float]:
+    return {"hr@10": min(1.0, 10 / n), "ndcg@10": _ndcg_uniform(n)}
+
+
 def floor_and_ceiling(p: ControlParams) -> dict[str, dict[str, float]]:
     """The analytic floor (ID-only) and ceiling (perfect content reader), as the docstring derives them."""
     hubs = p.n_topics * p.hubs_per_topic
-    return {"floor": {"hr@10": min(1.0, 10 / hubs), "ndcg@10": _ndcg_uniform(hubs)},
-            "ceiling": {"hr@10": 1.0 if p.hubs_per_topic <= 10 else 10 / p.hubs_per_topic,
-                        "ndcg@10": _ndcg_uniform(p.hubs_per_topic)}}
+    if p.kind == "selection":
+        return {"floor": _uniform(hubs // p.n_families), "content without the user": _uniform(2 * p.hubs_per_topic),
+                "ceiling": _uniform(p.hubs_per_topic)}
+    return {"floor": _uniform(hubs), "ceiling": _uniform(p.hubs_per_topic)}
 
 
 def generate(p: ControlParams) -> ControlWorld:
@@ -80,11 +105,24 @@ def generate(p: ControlParams) -> ControlWorld:
         raise ValueError(f"unknown control kind {p.kind!r}; valid: {', '.join(KINDS)}")
     if p.pairs_per_user < 2:
         raise ValueError("pairs_per_user must be >= 2 (leave-one-out needs a training part)")
+    if p.kind == "selection" and (p.n_families < 2 or p.n_topics % p.n_families):
+        raise ValueError("control-selection needs n_families >= 2 dividing n_topics")
     rng = np.random.default_rng(p.seed)
     n_hubs = p.n_topics * p.hubs_per_topic
     hub_topic = np.repeat(np.arange(p.n_topics), p.hubs_per_topic)
-    topics = rng.integers(0, p.n_topics, size=(p.n_users, p.pairs_per_user))
-    hubs = topics * p.hubs_per_topic + rng.integers(0, p.hubs_per_topic, size=topics.shape)  # 0-based hub index
+    shape = (p.n_users, p.pairs_per_user)
+    family = np.zeros(p.n_users, dtype=np.int64)
+    other = np.full(shape, -1)
+    if p.kind == "selection":  # topic t is in family t % n_families; the tail shows one topic of each family
+        family = rng.integers(0, p.n_families, size=p.n_users)
+        per = rng.integers(0, p.n_topics // p.n_families, size=(*shape, p.n_families)) * p.n_families
+        shown = per + np.arange(p.n_families)  # (users, pairs, families): one topic per family
+        topics = np.take_along_axis(shown, family[:, None, None].repeat(p.pairs_per_user, 1), axis=2)[..., 0]
+        other = np.take_along_axis(shown, ((family + 1) % p.n_families)[:, None, None].repeat(p.pairs_per_user, 1),
+                                   axis=2)[..., 0]
+    else:
+        topics = rng.integers(0, p.n_topics, size=shape)
+    hubs = topics * p.hubs_per_topic + rng.integers(0, p.hubs_per_topic, size=shape)  # 0-based hub index
     tails = n_hubs + np.arange(p.n_users * p.pairs_per_user).reshape(topics.shape)  # one fresh tail per pair
     seqs = np.stack([tails, hubs], axis=2).reshape(p.n_users, -1) + 1  # tail, hub, tail, hub, ... (1-based)
     user_seqs = {u + 1: seqs[u].tolist() for u in range(p.n_users)}
@@ -92,7 +130,8 @@ def generate(p: ControlParams) -> ControlWorld:
     is_hub = np.arange(len(item_topic)) < n_hubs
     words = np.array([f"w{i:03d}" for i in range(p.vocabulary)])
     titles = [" ".join(row) for row in words[rng.integers(0, p.vocabulary, size=(len(item_topic), p.title_words))]]
-    return ControlWorld(user_seqs, item_topic, is_hub, titles, p)
+    other_topic = np.concatenate([np.full(n_hubs, -1), other.reshape(-1)])
+    return ControlWorld(user_seqs, item_topic, is_hub, titles, other_topic, family, p)
 
 
 def frames_for(world: ControlWorld, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,31 +144,72 @@ def frames_for(world: ControlWorld, item_ids: np.ndarray) -> tuple[np.ndarray, n
     background = rng.standard_normal((p.n_background, VISUAL_DIM), dtype=np.float32)
     orig = np.asarray(item_ids) - 1
     n = len(orig)
+    topic = world.item_topic[orig]
+    if p.kind == "temporal":  # the same base frames for every tail, in its topic's order
+        base = rng.standard_normal((N_FRAMES, VISUAL_DIM), dtype=np.float32)
+        orders = _distinct_permutations(rng, p.n_topics, N_FRAMES)
+        tail = base[orders[topic]]
+    elif p.kind == "selection":  # a two-frame segment per family, in random order, then background
+        first = rng.random(n) < 0.5
+        a, b = protos[topic], protos[np.maximum(world.other_topic[orig], 0)]
+        seg1, seg2 = np.where(first[:, None], a, b), np.where(first[:, None], b, a)
+        tail = np.stack([seg1, seg1, seg2, seg2, background[rng.integers(0, p.n_background, size=n)]], axis=1)
+    else:
+        tail = np.broadcast_to(protos[topic][:, None, :], (n, N_FRAMES, VISUAL_DIM))
     signal = np.where(world.is_hub[orig][:, None, None],
-                      background[rng.integers(0, p.n_background, size=(n, N_FRAMES))],
-                      protos[world.item_topic[orig]][:, None, :])
+                      background[rng.integers(0, p.n_background, size=(n, N_FRAMES))], tail)
     frames = np.zeros((n + 1, N_FRAMES, VISUAL_DIM), dtype=np.float16)
     frames[1:] = (signal + p.frame_noise * rng.standard_normal(signal.shape, dtype=np.float32)).astype(np.float16)
     return frames, frames.astype(np.float32).mean(axis=1)
 
 
+def _distinct_permutations(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """``n`` distinct random orders of ``k`` frames (``n`` at most ``k!``)."""
+    seen: dict[tuple, None] = {}
+    while len(seen) < n:
+        seen.setdefault(tuple(rng.permutation(k).tolist()), None)
+    return np.array(list(seen))
+
+
 def reference_scores(ds) -> callable:
     """The content-reading reference as a score function for :func:`mealrec.evaluation.evaluate`:
-    each item is scored by the cosine between the last input item's mean frame and the mean of
-    the mean frames of the items that preceded it as training targets (items never preceded
-    score -inf), learned from the training instances only."""
-    visual = ds.features().visual.float()  # (n_items, 768): mean frame
+    each item is scored by the cosine between the last input item's frames and the mean of the
+    frames of the items that preceded it as training targets (items never preceded score -inf),
+    learned from the training instances only. Frames are compared through their mean, or in their
+    order on ``control-temporal``; on ``control-selection`` only hubs that co-occur in training
+    sequences with a hub of the user's history are ranked (users keep to one family)."""
+    kind = ds.metadata.get("generator_params", {}).get("kind", "content")
+    feats = ds.features()
+    visual = feats.frames.float().flatten(1) if kind == "temporal" else feats.visual.float()
     train = ds.train
     last = train.item_seq[torch.arange(len(train)), train.item_seq_len - 1]
     profile = torch.zeros_like(visual).index_add_(0, train.target, visual[last])
     count = torch.bincount(train.target, minlength=visual.shape[0]).float()
     profile = torch.nn.functional.normalize(profile / count.clamp(min=1)[:, None], dim=1)
+    together = None
+    if kind == "selection":  # hubs (targets more than once) seen in the same user's training part
+        hubs = torch.nonzero(count > 1).flatten()
+        index = torch.full((visual.shape[0],), -1, dtype=torch.long)
+        index[hubs] = torch.arange(len(hubs))
+        together = torch.zeros(len(hubs), len(hubs), dtype=torch.bool)
+        for seq in ds.seqs:
+            h = index[torch.as_tensor(seq[:-2], dtype=torch.long)]
+            h = h[h >= 0]
+            together[h[:, None], h[None, :]] = True
 
     def score(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        item = batch["item_seq"][torch.arange(len(batch["item_seq"])), batch["item_seq_len"] - 1]
-        query = torch.nn.functional.normalize(visual[item], dim=1)
-        out = query @ profile.T
-        return out.masked_fill(count[None, :] == 0, float("-inf"))
+        rows = torch.arange(len(batch["item_seq"]))
+        item = batch["item_seq"][rows, batch["item_seq_len"] - 1]
+        out = torch.nn.functional.normalize(visual[item], dim=1) @ profile.T
+        out = out.masked_fill(count[None, :] == 0, float("-inf"))
+        if together is not None:
+            seen = index[batch["item_seq"]]  # (B, L): hub index or -1
+            allowed = torch.zeros(len(rows), visual.shape[0], dtype=torch.bool)
+            for b in range(len(rows)):
+                h = seen[b][seen[b] >= 0]
+                allowed[b, hubs] = together[h].any(0) if len(h) else True
+            out = out.masked_fill(~allowed, float("-inf"))
+        return out
 
     return score
 
