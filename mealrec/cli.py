@@ -345,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retrain N stored runs that the current code made (cheap ones preferred) and compare metrics")
     r.add_argument("--verify-seed", type=int, help="the seed of --verify's random draw (default: a fresh one, printed)")
     r.add_argument("--verify-out", help="where --verify writes its table (default benchmarks/results/verify/)")
-    r.add_argument("--notebooks", nargs="+", help="default: all (datasets overall complexity ablation sensitivity noise visualisation seedrec)")
+    r.add_argument("--notebooks", nargs="+", help="default: all (datasets controls overall complexity ablation "
+                   "sensitivity noise visualisation seedrec; controls runs on the positive controls only, the others "
+                   "on the rest)")
     r.add_argument("--data-dir", help="folder holding microlens-50k/ (default $MEALREC_DATA, else ../shared/data)")
     r.add_argument("--device", default="cpu", help="cpu | cuda (recorded beside every result)")
     r.add_argument("--threads", type=int, default=0, help="torch threads per training run (0 = default)")

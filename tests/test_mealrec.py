@@ -182,3 +182,72 @@ def test_truncated_chain_gradient_keeps_values_and_reaches_x_T():
     trunc.sum().backward()
     assert x_T.grad is not None and x_T.grad.abs().sum() > 0  # straight-through path to the input
     assert W.weight.grad is not None and W.weight.grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------- the choices the positive controls settled
+def test_backbone_settings_are_resolved_into_the_configuration():
+    from mealrec.config import load_yaml, model_config_file
+
+    for name, backbone in (("mealrec-tedrec", "tedrec"), ("mealrec-sasrec", "sasrec"), ("seedrec-sasrec", "sasrec")):
+        run = resolve_run_config(name, "synthetic-tiny", get_model_class(name))
+        settings = run.to_dict()["model_config"]["backbone"]
+        for k, v in load_yaml(model_config_file(backbone)).items():
+            assert settings[k] == v, (name, k)  # the backbone's file is part of the recorded (and keyed) config
+        over = resolve_run_config(name, "synthetic-tiny", get_model_class(name),
+                                  model_overrides={"backbone": {"hidden_dropout": 0.25}})
+        assert over.model_config.backbone["hidden_dropout"] == 0.25
+        assert over.model_config.backbone["hidden_size"] == settings["hidden_size"]
+    with pytest.raises(Exception, match="unknown key 'nope'"):
+        get_model_class("mealrec-sasrec").Config(backbone={"nope": 1})
+
+
+def test_variants_differ_from_full_only_in_the_module_they_remove(tiny):
+    names = {v: {n for n, _ in _model(tiny, variant=v).named_parameters()} for v in VARIANTS}
+    tcd_only = {"tcd.encoder", "tcd.ctx_proj", "tcd.denoiser"}
+    assert {n for n in names["full"] - names["-TCD"]} == {n for n in names["full"] if n.startswith(tuple(tcd_only))}
+    assert names["-TCD"] - names["full"] == set()
+    assert {n.split(".")[0] for n in names["full"] ^ names["-NPD"]} == {"npd", "fusion"}
+    for v in VARIANTS:  # the condition tokens are normalised in every variant
+        assert {"frame_norm.weight", "text_norm.weight"} <= names[v]
+
+
+def test_every_variant_starts_from_its_backbone_direction(tiny):
+    batch = tiny.train.batch(slice(0, 6))
+    for v in VARIANTS:
+        m = _model(tiny, variant=v, schedule="cosine").eval()
+        with torch.no_grad():
+            x0 = m.backbone(batch["item_seq"], batch["item_seq_len"])
+            h = m(batch["item_seq"], batch["item_seq_len"])
+        cos = torch.nn.functional.cosine_similarity(h, x0, dim=1)
+        assert torch.allclose(cos, torch.ones_like(cos), atol=1e-4), v  # zero corrections: a rescaled x0 at most
+
+
+def test_denoising_losses_train_the_denoisers_not_the_encoders(tiny):
+    batch = tiny.train.batch(slice(0, 8))
+    for setting, reaches in (("denoisers", False), ("all", True)):
+        m = _model(tiny, variant="full", diffusion_grad=setting)
+        torch.manual_seed(1)
+        h, terms, _ = m._components(batch["item_seq"], batch["item_seq_len"])
+        (terms["tcd"] + terms["npd"]).backward()
+        enc = m.backbone.item_embedding.weight.grad if hasattr(m.backbone, "item_embedding") else None
+        tcd_enc = next(m.tcd.encoder.parameters()).grad
+        got = [g is not None and g.abs().sum() > 0 for g in (enc, tcd_enc)]
+        assert got == [reaches, reaches], setting
+        assert next(m.npd.parameters()).grad is not None  # the denoisers always learn from them
+
+
+def test_full_backpropagation_reaches_the_context_at_every_step(tiny):
+    batch = tiny.train.batch(slice(0, 8))
+    m = _model(tiny, variant="full", grad_steps=0)
+    torch.nn.init.normal_(m.tcd.denoiser.out.weight, std=0.1)
+    torch.nn.init.normal_(m.npd.out.weight, std=0.1)
+    h = m(batch["item_seq"], batch["item_seq_len"])
+    m.rec_loss(h, batch["target"]).backward()
+    assert m.tcd.denoiser.ctx_value.weight.grad.abs().sum() > 0
+    assert m.tcd.denoiser.time.mlp[0].weight.grad.abs().sum() > 0
+
+
+def test_bad_choices_name_the_setting():
+    for key, value in (("npd_start", "nope"), ("diffusion_grad", "x"), ("variant", "-X")):
+        with pytest.raises(Exception, match=key):
+            MealRecConfig(**{key: value})

@@ -179,7 +179,7 @@ def _leaves(obj, key=""):
 def test_smoke_book_builds_offline(tmp_path):
     """Every notebook on synthetic-tiny (smoke profile), then jupyter-book with -W -n; no CDN in the HTML."""
     root = _mini_tree(tmp_path)
-    run_notebooks(["synthetic-tiny"], profile="smoke", root=root, progress=False, threads=1, train=True)
+    run_notebooks(["synthetic-tiny", "control-content"], profile="smoke", root=root, progress=False, threads=1, train=True)
     assert len(list((root / "figures/smoke").glob("*.png"))) == len(list((root / "figures/smoke").glob("*.pdf"))) >= 6
     metrics = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
     checked = 0
@@ -201,10 +201,13 @@ def test_smoke_book_builds_offline(tmp_path):
     assert len(verdicts) >= 6 and all(v.startswith(("reproduces", "partly reproduces", "does not reproduce", "not tested here")) for v in verdicts), verdicts
     # The plan lists exactly the runs the notebooks made: none missing, none unaccounted for.
     store = RunStore(root / "runs/smoke", progress=False)
-    rows = P.plan(store, "smoke", ["synthetic-tiny"], NOTEBOOKS)
+    rows = P.plan(store, "smoke", ["synthetic-tiny", "control-content"], NOTEBOOKS)
     assert rows and all(r["stored"] for r in rows)
     assert {r["path"] for r in rows} == {str(p) for p in (root / "runs/smoke").rglob("*.json")}
-    P.write_coverage(rows, "smoke", NOTEBOOKS, ["synthetic-tiny"], root)
+    assert {nb for r in rows if r["dataset"] == "control-content" for nb in r["notebooks"]} == {"controls"}
+    assert len(list((root / "runs/smoke/control-content").rglob("*.shuffled.npz"))) == 8  # every MealRec run
+    assert set(sidecars["controls"]["verdicts"]) == {"sasrec", "tedrec"}
+    P.write_coverage(rows, "smoke", NOTEBOOKS, ["synthetic-tiny", "control-content"], root)
     html = build_book("smoke", root=root)
     assert "stored / runs needed" in (html / "generated/smoke/coverage.html").read_text()
     page = (html / "generated/smoke/table2.html").read_text()

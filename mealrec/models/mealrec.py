@@ -23,41 +23,48 @@ Pipeline for one instance with history ``[i_1 .. i_L]``:
 * Scores: the backbone's scoring of ``x0_hat``; loss ``L_R + lambda_T L_T + lambda_N L_N``
   (Eq. 16; plus the backbone's own auxiliary terms, e.g. CL4SRec's InfoNCE).
 
-Decisions the paper leaves open (each also in the book's implementation notes):
+Decisions the paper leaves open (each a setting; the book's implementation notes and its
+positive-controls page give the control results that settled them; ``V1_SETTINGS`` are the
+choices before the controls):
 
-* Training: ``L_T`` and ``L_N`` each draw one ``t ~ U{1..T}`` per instance. What feeds
-  the ranking loss is the *same deterministic reverse chain* that evaluation runs. By
-  default (``grad_steps: 1``) only its last step is back-propagated; the earlier steps run
-  without a graph and the chain's input gets a straight-through gradient (truncated
-  back-propagation as in DRaFT-K; see :meth:`GaussianDiffusion.reverse`). ``grad_steps: 0``
-  back-propagates through all T steps: in one measurement on microlens-small it cost 1.26x the training time
-  of ``grad_steps: 1``, for the same forward values. Two cheaper readings were tried on the planted
-  benchmark (synthetic-small, 8 epochs, MealRec-TedRec) and rejected: scoring a one-step
-  prediction from a randomly noised input, and scoring one denoiser step from the
-  chain's start; both trained the denoisers for inputs the evaluation chain never
-  shows, and evaluating with the chain then lost 10-20% NDCG@10 against evaluating
-  with the trained single step.
-* Evaluation (deterministic): TCD noises ``z0`` to step T *in expectation*
-  (``sqrt(abar_T) z0``, no random noise) and runs the posterior-mean chain; NPD treats
-  the clean ``x0`` as ``x_T`` and runs its chain for T steps.
-* Diffusion targets are detached (stop-gradient) in ``L_T`` and ``L_N``.
+* Training: ``L_T`` and ``L_N`` each draw one ``t ~ U{1..T}`` per instance. What feeds the
+  ranking loss is the *same deterministic reverse chain* that evaluation runs, back-propagated
+  through all T steps (``grad_steps: 0``), so ``L_R`` reaches every step and ``c_v``'s injection
+  at each of them. ``grad_steps: k`` keeps only the last k steps in the graph (the earlier
+  ones get a straight-through gradient; see :meth:`GaussianDiffusion.reverse`).
+* Chain start (``npd_start: noised``): both chains start from their clean latent noised to step
+  T in expectation, ``sqrt(abar_T) z0`` and ``sqrt(abar_T) x0`` (Eq. 10, Eq. 13: the chain starts
+  at ``x_T``), with no random noise, in training and evaluation alike; the chain then runs the
+  posterior mean (Eq. 9 without ``sigma_t eps``), so a checkpoint always gives the same metrics.
+  ``clean`` starts NPD at ``x0`` itself (before the controls).
+* Schedule (``schedule: cosine``): Nichol & Dhariwal's cosine schedule over T steps, which
+  corrupts heavily at the paper's T (``abar_T`` about 2e-5 at T = 10), as "increasing t
+  progressively destroys the temporal structure" (Sec. 4.3.2) says. DDPM's linear betas from
+  1e-4 to 0.02 (``linear``) leave ``abar_T`` at 0.90 for T = 10.
+* Gradients of the denoising losses (``diffusion_grad: denoisers``): ``L_T`` and ``L_N`` see
+  the clean latents detached, as inputs and as targets, so they train the denoisers and what
+  conditions them (``c_v``'s projection, the frame and title tokens), never the encoders that
+  produce ``z0`` and ``x0``; ``L_R`` trains everything. ``all`` lets the noised inputs carry
+  gradient into the encoders (before the controls).
+* Symmetry (``symmetric: true``): the condition tokens (frames and title) pass a LayerNorm in
+  every variant, so ``full`` and ``-TCD`` feed NPD tokens on one scale, and ``-NPD``'s fusion
+  MLP starts at zero like NPD's correction, so every variant starts from its backbone's
+  direction.
 * Both denoisers predict ``x0`` as ``input + correction`` (a skip connection) with the
-  correction's output layer initialised to zero, so MealRec starts from its backbone.
-  Without the skip, NPD's output drifted away from ``x0``'s space under ``L_R`` (its
-  ``L_N`` stayed at the variance of ``x0``), and the deterministic reverse chain then mixed
-  ``x_t`` with predictions from another space: on the planted benchmark MealRec-TedRec
-  reached half of TedRec's NDCG@10 that way.
+  correction's output layer initialised to zero.
 * ``T`` is shared by TCD and NPD (Sec. 5.1.3: ``T^t = T^n = T``).
 * ``c_v`` enters the U-Net by cross-attention to one context token, which with a single
   token amounts to a learned, query-independent injection of ``c_v``; it is computed in
   that closed form, once per chain (see :class:`TemporalUNet`).
-* Cost on CPU (what ``benchmarks/bench_mealrec.py overhead`` measures): the U-Net works
-  channels-last with convolutions as one matrix product and per-frame LayerNorm, and NPD
-  computes the condition tokens' keys and values once per chain. These are exact
-  rewrites, except LayerNorm for GroupNorm.
+* Cost on CPU: the U-Net works channels-last with convolutions as one matrix product and
+  per-frame LayerNorm, and NPD computes the condition tokens' keys and values once per chain.
+  These are exact rewrites, except LayerNorm for GroupNorm.
 * Ablations (Figures 3, 6): ``-TCD`` feeds the projected raw frames (with positions) to NPD
-  instead of TCD's output; ``-NPD`` replaces NPD by ``x0 + MLP([x0; mean frames; h_L])``;
-  ``-TCD-NPD`` does both. The backbone is never changed.
+  instead of TCD's output; ``-NPD`` replaces NPD by ``x0 + MLP([x0; mean frame tokens; title
+  token])``; ``-TCD-NPD`` does both. The backbone is never changed, and a variant differs from
+  ``full`` only in the module it removes.
+* The backbone's settings are resolved with the rest of the configuration
+  (:mod:`mealrec.models.plugin`), so they are recorded and keyed with every run.
 * Features are fixed inputs (no end-to-end visual encoder), as in the paper.
 
 Departures: no released code to compare with; everything above is our reading.
@@ -70,12 +77,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import load_yaml, model_config_file, replace_checked
-from .base import SequentialRecommender
+from ..utils import MealRecError
 from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding
 from .layers import Dropout, FeedForward, MultiHeadAttention, TransformerEncoder, init_weights
+from .plugin import BackbonePlugin, with_backbone
 
 VARIANTS = ("full", "-TCD", "-NPD", "-TCD-NPD")
+NPD_STARTS = ("noised", "clean")
+DIFFUSION_GRADS = ("denoisers", "all")
 
 
 @dataclass
@@ -85,7 +94,7 @@ class MealRecConfig:
     lambda_t: float = 0.1  # weight of L_T; grid {0.01, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9}
     lambda_n: float = 0.1  # weight of L_N; same grid
     gamma: float = 0.9  # recency decay of c_v (Eq. 7)
-    schedule: str = "linear"
+    schedule: str = "cosine"  # beta schedule: cosine | linear (see diffusion.make_schedule)
     beta_start: float = 1e-4
     beta_end: float = 0.02
     tcd_layers: int = 1
@@ -93,8 +102,22 @@ class MealRecConfig:
     npd_layers: int = 1
     n_heads: int = 2
     dropout: float = 0.1
-    grad_steps: int = 1  # training: reverse-chain steps back-propagated through (0 = all T); see GaussianDiffusion.reverse
-    backbone: dict = field(default_factory=dict)  # overrides of the backbone's own config
+    grad_steps: int = 0  # reverse-chain steps back-propagated in training (0 = all T); see GaussianDiffusion.reverse
+    npd_start: str = "noised"  # NPD's chain starts at sqrt(abar_T) x0 like TCD's (noised) | at x0 itself (clean)
+    diffusion_grad: str = "denoisers"  # L_T, L_N train the denoisers (denoisers) | also the encoders (all)
+    symmetric: bool = True  # LayerNorm on the condition tokens; -NPD's fusion starts at zero like NPD
+    backbone: dict = field(default_factory=dict)  # the backbone's settings (resolved: see models/plugin.py)
+
+    def __post_init__(self):
+        for name, allowed in (("variant", VARIANTS), ("npd_start", NPD_STARTS), ("diffusion_grad", DIFFUSION_GRADS)):
+            if getattr(self, name) not in allowed:
+                raise MealRecError(f"mealrec: {name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        if self.grad_steps < 0 or self.steps < 1:
+            raise MealRecError(f"mealrec: steps must be >= 1 and grad_steps >= 0; got {self.steps}, {self.grad_steps}")
+
+
+#: The settings of MealRec before the positive controls (store runs made with them read as such).
+V1_SETTINGS = {"schedule": "linear", "grad_steps": 1, "npd_start": "clean", "diffusion_grad": "all", "symmetric": False}
 
 
 class FrameConv(nn.Module):
@@ -195,6 +218,7 @@ class TCD(nn.Module):
         self.denoiser = TemporalUNet(d, cfg.unet_channels, cfg.n_heads, cfg.dropout)
         self.diffusion = GaussianDiffusion(cfg.steps, cfg.schedule, cfg.beta_start, cfg.beta_end)
         self.grad_steps = cfg.grad_steps
+        self.detach_inputs = cfg.diffusion_grad == "denoisers"
         nn.init.normal_(self.pos, std=0.02)
 
     def raw_frames(self, frames: torch.Tensor) -> torch.Tensor:
@@ -206,7 +230,8 @@ class TCD(nn.Module):
         x = self.raw_frames(frames)
         return self.encoder(x, None)
 
-    def forward(self, frames: torch.Tensor, c_v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def forward(self, frames: torch.Tensor, c_v: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Returns ``(z0, L_T or None, z0_hat)``; ``c_v (B, d_v)``."""
         z0 = self.encode(frames)  # (B, K, d)
         inj = self.denoiser.inject(self.ctx_proj(c_v)[:, None, :])  # (B, 1, ch), once per chain
@@ -214,7 +239,8 @@ class TCD(nn.Module):
         T = self.diffusion.T
         t_T = torch.full((z0.shape[0],), T, dtype=torch.long, device=z0.device)
         z_T = self.diffusion.q_sample(z0, t_T, noise=torch.zeros_like(z0))  # noised to T in expectation
-        loss = self.diffusion.training_loss(fn, z0)[0] if self.training else None  # L_T at a random t
+        clean = z0.detach() if self.detach_inputs else z0
+        loss = self.diffusion.training_loss(fn, clean)[0] if self.training else None  # L_T at a random t
         out = self.diffusion.reverse(fn, z_T, grad_steps=self.grad_steps)  # the same chain in training and evaluation
         return z0, loss, out
 
@@ -260,8 +286,8 @@ class QueryBlock(nn.Module):
 
 class NPDDenoiser(nn.Module):
     """``g(x_t, c_m) = x_t + W·SA([x_t, frames (K), h_L])[x_t]``: self-attention over the tokens
-    (with type embeddings), read out at the ``x_t`` token, added to ``x_t``. Deliberately has no timestep argument and no
-    step embedding (Eq. 13).
+    (with type embeddings), read out at the ``x_t`` token, added to ``x_t``. Deliberately has no timestep
+    argument and no step embedding (Eq. 13).
 
     Only the ``x_t`` position is read out, so only its row is computed (:class:`QueryBlock`):
     exact for one layer (the default); with more layers the condition tokens are not updated
@@ -276,7 +302,8 @@ class NPDDenoiser(nn.Module):
     def condition(self, frames: torch.Tensor, text: torch.Tensor) -> list:
         """The multimodal condition ``c_m`` as each layer's keys and values (once per chain).
         ``frames (B, K, d)``, ``text (B, d)``."""
-        cond = torch.cat([frames + self.type_emb.weight[1], (text + self.type_emb.weight[2])[:, None]], dim=1)  # (B, K+1, d)
+        text_token = (text + self.type_emb.weight[2])[:, None]
+        cond = torch.cat([frames + self.type_emb.weight[1], text_token], dim=1)  # (B, K+1, d)
         return [layer.prepare(cond) for layer in self.layers]
 
     def step(self, x_t: torch.Tensor, cond: list) -> torch.Tensor:
@@ -290,26 +317,15 @@ class NPDDenoiser(nn.Module):
         return self.step(x_t, self.condition(frames, text))
 
 
-class MealRec(SequentialRecommender):
+class MealRec(BackbonePlugin):
     """Backbone + TCD + NPD. Subclasses pick the backbone (see ``MODELS``)."""
 
     Config = MealRecConfig
-    backbone_name: str = ""
     paper = "Dong et al., arXiv 2603.01926"
 
     def __init__(self, config: MealRecConfig, dataset):
         super().__init__(config, dataset)
-        from . import get_model_class
-
-        if config.variant not in VARIANTS:
-            raise ValueError(f"MealRec variant must be one of {VARIANTS}, got {config.variant!r}")
-        bcls = get_model_class(self.backbone_name)
-        bcfg = bcls.Config()
-        bfile = model_config_file(self.backbone_name)
-        if bfile.exists():
-            bcfg = replace_checked(bcfg, load_yaml(bfile), str(bfile))
-        bcfg = replace_checked(bcfg, config.backbone, f"{type(self).__name__} config [backbone]")
-        self.backbone = bcls(bcfg, dataset)
+        bcfg = self.build_backbone(dataset)
         self.use_tcd = config.variant in ("full", "-NPD")
         self.use_npd = config.variant in ("full", "-TCD")
 
@@ -323,6 +339,8 @@ class MealRec(SequentialRecommender):
         if not self.use_tcd:  # keep only the projection used by -TCD
             del self.tcd.encoder, self.tcd.ctx_proj, self.tcd.denoiser
         self.text_proj = nn.Linear(self.text.shape[1], d)
+        if config.symmetric:  # the condition tokens on one scale in every variant
+            self.frame_norm, self.text_norm = nn.LayerNorm(d), nn.LayerNorm(d)
         if self.use_npd:
             self.npd = NPDDenoiser(d, config)
             self.npd_diffusion = GaussianDiffusion(config.steps, config.schedule, config.beta_start, config.beta_end)
@@ -332,7 +350,10 @@ class MealRec(SequentialRecommender):
             if name != "backbone":
                 m.apply(init_weights)
         # the denoisers start as the identity (skip + zero correction), so MealRec starts from its backbone
-        for out in ([self.tcd.denoiser.out] if self.use_tcd else []) + ([self.npd.out] if self.use_npd else []):
+        outs = ([self.tcd.denoiser.out] if self.use_tcd else []) + ([self.npd.out] if self.use_npd else [])
+        if config.symmetric and not self.use_npd:
+            outs.append(self.fusion[-1])  # -NPD starts from its backbone too
+        for out in outs:
             nn.init.zeros_(out.weight)
             nn.init.zeros_(out.bias)
 
@@ -360,28 +381,27 @@ class MealRec(SequentialRecommender):
         else:
             z0 = frames_out = self.tcd.raw_frames(frames)
         text = self.text_proj(self.text[last])  # (B, d)
+        tokens = frames_out
+        if self.config.symmetric:
+            tokens, text = self.frame_norm(frames_out), self.text_norm(text)
         if self.use_npd:
-            cond = self.npd.condition(frames_out, text)  # keys/values of c_m, once per chain
+            cond = self.npd.condition(tokens, text)  # keys/values of c_m, once per chain
             fn = lambda x_t, t: self.npd.step(x_t, cond)  # noqa: E731  (t is never passed on)
             if self.training:
-                terms["npd"] = self.npd_diffusion.training_loss(fn, x0)[0]  # L_N at a random t
-            h = self.npd_diffusion.reverse(fn, x0, grad_steps=self.config.grad_steps)  # the same chain in training and evaluation
+                clean = x0.detach() if self.config.diffusion_grad == "denoisers" else x0
+                terms["npd"] = self.npd_diffusion.training_loss(fn, clean)[0]  # L_N at a random t
+            x_T = x0
+            if self.config.npd_start == "noised":  # noised to T in expectation, as TCD's chain
+                t_T = torch.full((x0.shape[0],), self.npd_diffusion.T, dtype=torch.long, device=x0.device)
+                x_T = self.npd_diffusion.q_sample(x0, t_T, noise=torch.zeros_like(x0))
+            h = self.npd_diffusion.reverse(fn, x_T, grad_steps=self.config.grad_steps)  # as in evaluation
         else:
-            h = x0 + self.fusion(torch.cat([x0, frames_out.mean(1), text], dim=-1))
+            h = x0 + self.fusion(torch.cat([x0, tokens.mean(1), text], dim=-1))
         return h, terms, {"x0": x0, "frames_before": z0, "frames_after": frames_out}
 
     # ------------------------------------------------------------------ contract
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         return self._components(item_seq, item_seq_len)[0]
-
-    def item_representations(self) -> torch.Tensor:
-        return self.backbone.item_representations()
-
-    def score(self, h: torch.Tensor) -> torch.Tensor:
-        return self.backbone.score(h)
-
-    def rec_loss(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.backbone.rec_loss(h, target)
 
     def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         h, terms, _ = self._components(batch["item_seq"], batch["item_seq_len"])
@@ -418,13 +438,16 @@ class MealRec(SequentialRecommender):
 
 class MealRecSASRec(MealRec):
     backbone_name = "sasrec"
+    Config = with_backbone(MealRecConfig, "sasrec", "MealRecSASRecConfig")
     table2 = False  # Figure 6 (universality), not a Table 2 row
 
 
 class MealRecCL4SRec(MealRec):
     backbone_name = "cl4srec"
+    Config = with_backbone(MealRecConfig, "cl4srec", "MealRecCL4SRecConfig")
     table2 = False
 
 
 class MealRecTedRec(MealRec):
     backbone_name = "tedrec"
+    Config = with_backbone(MealRecConfig, "tedrec", "MealRecTedRecConfig")

@@ -105,7 +105,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import load_yaml, model_config_file, replace_checked
 from ..data.sememes import SememeMatrix, sememes_for
 from ..evaluation import DEFAULT_KS, metrics_from_ranks
 from ..utils import MealRecError, cache_dir
@@ -113,6 +112,7 @@ from .base import SequentialRecommender
 from .cl4srec import CL4SRec, info_nce
 from .diffusion import GaussianDiffusion
 from .layers import gather_last, init_weights
+from .plugin import BackbonePlugin, with_backbone
 
 VARIANTS = ("full", "-S2IDM", "-IPE")
 
@@ -333,30 +333,21 @@ class PromptGenerator(nn.Module):
 
 
 # --------------------------------------------------------------------------- model
-class SeeDRec(SequentialRecommender):
+class SeeDRec(BackbonePlugin):
     """Backbone + S2IDM + IPE. Subclasses pick the backbone (see ``MODELS``)."""
 
     Config = SeeDRecConfig
     paper = "Ma et al., IJCAI 2024"
     table2 = False
-    backbone_name: str = ""
 
     def __init__(self, config: SeeDRecConfig, dataset):
         super().__init__(config, dataset)
-        from . import get_model_class
-
         c = config
         if c.variant not in VARIANTS:
             raise MealRecError(f"seedrec: variant must be one of {', '.join(VARIANTS)}; got {c.variant!r}")
         if c.n_prompts < 1 or c.steps < 1:
             raise MealRecError("seedrec: n_prompts and steps must be >= 1")
-        bcls = get_model_class(self.backbone_name)
-        bcfg = bcls.Config()
-        bfile = model_config_file(self.backbone_name)
-        if bfile.exists():
-            bcfg = replace_checked(bcfg, load_yaml(bfile), str(bfile))
-        bcfg = replace_checked(bcfg, c.backbone, f"{type(self).__name__} config [backbone]")
-        self.backbone = bcls(bcfg, dataset)
+        bcfg = self.build_backbone(dataset)
         d = bcfg.hidden_size
 
         mat = sememes_for(dataset, c.sememes, c.min_items or None, c.max_item_frac or None, use_cache=c.cache)
@@ -451,15 +442,6 @@ class SeeDRec(SequentialRecommender):
         dist = self.sequence_interest(item_seq, item_seq_len) if user is None else self.user_distribution(user)
         return self.encode(item_seq, item_seq_len, dist)
 
-    def item_representations(self) -> torch.Tensor:
-        return self.backbone.item_representations()
-
-    def score(self, h: torch.Tensor) -> torch.Tensor:
-        return self.backbone.score(h)
-
-    def rec_loss(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.backbone.rec_loss(h, target)
-
     def auxiliary_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         bb = self.backbone
         if not isinstance(bb, CL4SRec):
@@ -494,10 +476,12 @@ class SeeDRec(SequentialRecommender):
 
 class SeeDRecSASRec(SeeDRec):
     backbone_name = "sasrec"
+    Config = with_backbone(SeeDRecConfig, "sasrec", "SeeDRecSASRecConfig")
 
 
 class SeeDRecCL4SRec(SeeDRec):
     backbone_name = "cl4srec"
+    Config = with_backbone(SeeDRecConfig, "cl4srec", "SeeDRecCL4SRecConfig")
 
 
 # --------------------------------------------------------------------------- sampled evaluation

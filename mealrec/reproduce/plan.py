@@ -155,9 +155,11 @@ def seedrec_requests(dataset: str, profile: Profile, seeds: Iterable[int],
 def notebook_requests(notebook: str, dataset: str, profile: Profile | str) -> list[RunRequest]:
     """The runs ``notebook`` trains or reads on ``dataset`` with its default parameters
     (MODELS and SEEDS None), in the order it asks for them."""
+    from .controls import is_control
+
     prof = get_profile(profile, dataset) if isinstance(profile, str) else profile
-    if notebook in NO_RUNS:
-        return []
+    if notebook in NO_RUNS or (notebook == "controls") != is_control(dataset):
+        return []  # the controls page runs on the positive controls only, and the other pages never do
     if notebook == "overall":
         return [r for rs in overall_requests(dataset, prof).values() for r in rs]
     if notebook == "complexity":
@@ -173,8 +175,12 @@ def notebook_requests(notebook: str, dataset: str, profile: Profile | str) -> li
     if notebook == "seedrec":
         return [r for b, seeds in prof.seedrec_seeds_by_backbone().items()
                 for rs in seedrec_requests(dataset, prof, seeds, [b]).values() for r in rs]
+    if notebook == "controls":
+        from .controls import requests as control_requests
+
+        return [r for rs in control_requests(dataset, prof).values() for r in rs]
     raise MealRecError(f"unknown notebook {notebook!r}; valid: overall, complexity, ablation, sensitivity, noise, "
-                       f"visualisation, seedrec, {', '.join(NO_RUNS)}")
+                       f"visualisation, seedrec, controls, {', '.join(NO_RUNS)}")
 
 
 # --------------------------------------------------------------------------- the plan
@@ -459,6 +465,10 @@ def train_missing(store: RunStore, rows: list[dict], shard: tuple[int, int] = (1
                     continue
                 try:
                     res = r["request"].run(store, claimed=True)
+                    from .controls import is_control, shuffled_test
+
+                    if is_control(r["dataset"]):
+                        shuffled_test(store, res)  # the frame-shuffle diagnostic needs the checkpoint
                 except MealRecError as e:
                     raise MealRecError(f"training {r['model']} {r['setting'] or 'default'} seed {r['seed']} on "
                                        f"{r['dataset']} failed: {e}") from e

@@ -53,6 +53,12 @@ class Profile:
     #: Per-dataset thinning: dataset -> {field: value} replacing the fields above on that
     #: dataset only (a grid or an epoch budget that cannot fit on 2 cores). Stated on every page.
     thinned: dict = field(default_factory=dict)
+    #: The positive controls: only the controls page runs on them, and it runs on nothing else.
+    #: Their validation targets are unpredictable, so their runs train a fixed number of epochs
+    #: (see :mod:`mealrec.reproduce.controls`), at these seeds.
+    control_datasets: tuple[str, ...] = ()
+    control_seeds: tuple[int, ...] = (2020,)
+    control_epochs: int = 30
     dataset: str | None = None  # set by :meth:`for_dataset`
 
     def to_dict(self) -> dict:
@@ -122,6 +128,7 @@ NOTEBOOK_FIELDS: dict[str, tuple[str, ...]] = {
     "ablation": RUN_FIELDS + ("ablation_backbones",), "sensitivity": RUN_FIELDS + ("lambdas", "steps"),
     "noise": RUN_FIELDS + ("noise",), "visualisation": RUN_FIELDS + ("tsne_users",),
     "seedrec": RUN_FIELDS + ("seedrec_seeds", "seedrec_backbone_seeds"),
+    "controls": ("control_seeds", "control_epochs"),
 }
 
 #: The backbones the SeeDRec page can put both plug-ins on.
@@ -132,12 +139,15 @@ PLATEAU_BEST_EPOCH = 3
 
 #: Users the `quick` profile samples from each MicroLens dataset.
 QUICK_USERS = 500
+#: The positive controls (mealrec/data/controls.py).
+CONTROLS = ("control-content", "control-temporal", "control-selection")
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", epochs=1, patience=1, seeds=(2020,), lambdas=(0.1, 0.5), steps=(5, 10),
         noise=(0.0, 0.5), timing_epochs=1, tsne_users=100,
         synthetic_datasets=("synthetic-tiny",), real_datasets=(),
+        control_datasets=("control-content",), control_epochs=1,
     ),
     "quick": Profile(
         name="quick", epochs=3, patience=3, seeds=(2020,), lambdas=(0.1, 0.5), steps=(5, 10),
@@ -148,6 +158,7 @@ PROFILES: dict[str, Profile] = {
         # (`--plan`'s cost model on the committed full-profile runs).
         # A seeded sample of users keeps every notebook on real interactions and titles.
         thinned={d: {"max_users": QUICK_USERS} for d in ("microlens-small", "microlens-big")},
+        control_datasets=CONTROLS, control_epochs=5,
     ),
     "full": Profile(
         name="full", epochs=200, patience=10, plateau_patience=30, seeds=(2020,), seedrec_seeds=(2020, 2021, 2022),
@@ -157,6 +168,7 @@ PROFILES: dict[str, Profile] = {
         # for the role synthetic-small already fills (a planted benchmark
         # where the right answer is known). `--datasets synthetic-medium` still runs it.
         synthetic_datasets=("synthetic-small",), real_datasets=("microlens-small", "microlens-big"),
+        control_datasets=CONTROLS, control_seeds=(2020, 2021, 2022), control_epochs=30,
         # One MealRec-TedRec epoch on microlens-big takes ~4 min on one core (TedRec ~3 min;
         # measured in the committed runs, two runs side by side on a 2-core CPU):
         # the paper's protocol (up to 200 epochs, 7 x 5 grids) would take weeks here.
@@ -273,4 +285,4 @@ def parse_models(value, notebook: str | None = None) -> list[str] | None:
     return list(value)
 
 
-__all__ = ["MODELS_NOTEBOOKS", "PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "SEEDREC_BACKBONES", "backbone_of", "get_profile", "parse_models", "parse_seeds", "stopped_on_plateau"]
+__all__ = ["CONTROLS", "MODELS_NOTEBOOKS", "PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "SEEDREC_BACKBONES", "backbone_of", "get_profile", "parse_models", "parse_seeds", "stopped_on_plateau"]

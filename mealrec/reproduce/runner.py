@@ -48,10 +48,10 @@ def find_data_dir(data_dir: str | None) -> str | None:
 
 
 def default_datasets(profile_name: str, data_dir: str | None, include_absent: bool = False) -> list[str]:
-    """The profile's synthetic datasets, plus its real ones when the MicroLens files are found
-    (or always, with ``include_absent``: rendering keeps their committed sections)."""
+    """The profile's synthetic datasets and positive controls, plus its real ones when the MicroLens
+    files are found (or always, with ``include_absent``: rendering keeps their committed sections)."""
     prof = get_profile(profile_name)
-    names = list(prof.synthetic_datasets)
+    names = list(prof.synthetic_datasets) + list(prof.control_datasets)
     if prof.real_datasets:
         if data_dir or include_absent:
             names += list(prof.real_datasets)
@@ -252,6 +252,13 @@ def _write_state(out: Path, runs: dict[str, list]) -> None:
         tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
 
 
+def is_control(dataset: str) -> bool:
+    """A positive control: only the controls page runs on it, and that page on nothing else."""
+    from ..data import dataset_spec
+
+    return dataset_spec(dataset).source == "control"
+
+
 def is_unavailable(dataset: str, data_dir: str | None) -> bool:
     """A real dataset whose files are not on this machine (its committed sections are kept)."""
     from ..data import dataset_spec
@@ -296,7 +303,7 @@ def run_notebooks(datasets: Iterable[str], profile: str = "full", notebooks: Ite
         P.train_missing(store, rows, progress=progress)
     lib_hash = page_library_hash()
     done = []
-    pairs = [(nb, d) for nb in notebooks for d in datasets]
+    pairs = [(nb, d) for nb in notebooks for d in datasets if (nb == "controls") == is_control(d)]
     bar = tqdm(pairs, desc=f"render ({profile})", unit="page", disable=not progress)
     for nb, d in bar:
         bar.set_postfix_str(f"{nb} on {d}")

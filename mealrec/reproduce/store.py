@@ -275,8 +275,10 @@ class RunStore:
         return (older, "older") if older is not None else (None, "missing")
 
     def _older(self, run, path: Path, key: str) -> Path | None:
-        """The newest stored result with the file stem of ``path`` (same setting and seed) under another
-        key whose resolved configuration and data match ``run``: the same run, made by older code."""
+        """The newest stored result with the file stem of ``path`` (same setting and seed: the same
+        explicit overrides) under another key, for the same data and training settings: the same run
+        made by older code. One whose resolved model configuration also matches is preferred; else
+        one made when the model's defaults were different (MealRec's before the positive controls)."""
         stem = path.name[: -len(f"{key}.json")]
         want = keyed_config(run)
         found = []
@@ -287,14 +289,15 @@ class RunStore:
             if res is None or "per_user_test" not in res:
                 continue
             cfg = res["config"]
-            same = {"model": cfg.get("model"), "dataset": cfg.get("dataset"), "train": dict(cfg.get("train", {})),
-                    "model_config": cfg.get("model_config")}
+            train = dict(cfg.get("train", {}))
             for k in _NOT_KEYED:
-                same["train"].pop(k, None)
+                train.pop(k, None)
+            same_run = (cfg.get("model"), cfg.get("dataset"), train) == (want["model"], want["dataset"], want["train"])
             data = res.get("dataset", {}).get("data_hash")
-            if same == {k: want[k] for k in same} and data == self.dataset(run.dataset).data_hash:
-                found.append((res.get("environment", {}).get("created", ""), cand))
-        return max(found)[1] if found else None
+            if same_run and data == self.dataset(run.dataset).data_hash:
+                exact = cfg.get("model_config") == want["model_config"]
+                found.append((exact, res.get("environment", {}).get("created", ""), cand))
+        return max(found)[2] if found else None
 
     @staticmethod
     def read_stored(path: str | Path) -> dict | None:

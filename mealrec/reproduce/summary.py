@@ -138,7 +138,7 @@ def matrix(gen: str | Path, datasets: list[str]) -> list[tuple[str, dict[str, Ce
 def datasets_of(gen: str | Path) -> list[str]:
     """The datasets some page of ``gen`` has a sidecar for: synthetic ones first, small before big."""
     names = {p.stem.split("-", 1)[1] for p in Path(gen).glob("*/*-*.json")
-             if p.stem.startswith(p.parent.name + "-")}
+             if p.stem.startswith(p.parent.name + "-") and p.parent.name != "controls"}  # controls: their own page
     return sorted(names, key=lambda d: (not d.startswith("synthetic"), "big" in d, d))
 
 

@@ -1,0 +1,56 @@
+"""The controls page's rules: which runs it asks for, the frame shuffle and the verdicts."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mealrec.reproduce import controls as C
+from mealrec.reproduce import get_profile
+from mealrec.reproduce.plan import notebook_requests
+from mealrec.reproduce.runner import default_datasets
+
+
+def test_the_controls_page_runs_on_the_controls_only_and_they_on_nothing_else():
+    assert C.is_control("control-temporal") and not C.is_control("synthetic-small")
+    assert C.control_kind("control-selection") == "selection"
+    prof = get_profile("full", "control-content")
+    reqs = notebook_requests("controls", "control-content", prof)
+    assert len(reqs) == len(C.BACKBONES) * len(C.ROWS) * len(prof.control_seeds) == 30
+    assert {r.epochs for r in reqs} == {prof.control_epochs} and {r.seed for r in reqs} == {2020, 2021, 2022}
+    assert {r.model for r in reqs} == {"sasrec", "tedrec", "mealrec-sasrec", "mealrec-tedrec"}
+    assert set(prof.control_datasets) <= set(default_datasets("full", None))
+
+
+def test_shuffling_permutes_each_items_frames_and_nothing_else():
+    frames = torch.arange(4 * 5 * 3, dtype=torch.float32).view(4, 5, 3)
+    out = C.shuffle_frames(frames)
+    assert torch.equal(C.shuffle_frames(frames), out)  # seeded
+    assert not torch.equal(out, frames)
+    for i in range(4):  # the same frames, each kept whole, in another order
+        assert sorted(map(tuple, out[i].tolist())) == sorted(map(tuple, frames[i].tolist()))
+
+
+def _rows(ndcg: dict, shuffled: dict | None = None, p_npd: float = 0.5) -> pd.DataFrame:
+    t = pd.DataFrame({"N@10": ndcg, "N@10 shuffled": shuffled or {k: np.nan for k in ndcg}})
+    t["p vs full"] = np.nan
+    t.loc["-NPD", "p vs full"] = p_npd
+    return t
+
+
+def test_verdict_rules_turn_on_the_stated_margins():
+    rows = {"backbone": 0.05, "full": 0.40, "-TCD": 0.36, "-NPD": 0.50, "-TCD-NPD": 0.55}
+    assert C.verdict("content", _rows(rows), "sasrec").startswith("uses the planted signal")
+    assert C.verdict("content", _rows({**rows, "-TCD": 0.30}), "sasrec").startswith("does not")
+    shuffled = {"backbone": np.nan, "full": 0.10, "-TCD": 0.3, "-NPD": 0.4, "-TCD-NPD": 0.5}
+    assert C.verdict("temporal", _rows(rows, shuffled), "tedrec").startswith("uses")
+    assert C.verdict("temporal", _rows(rows, {**shuffled, "full": 0.30}), "tedrec").startswith("does not")
+    assert C.verdict("selection", _rows({**rows, "full": 0.6}, p_npd=0.001), "sasrec").startswith("uses")
+    assert C.verdict("selection", _rows({**rows, "full": 0.6}, p_npd=0.2), "sasrec").startswith("does not")
+    assert C.verdict("selection", _rows(rows, p_npd=0.001), "sasrec").startswith("does not")  # -NPD is above
+
+
+def test_an_unknown_dataset_is_refused_by_name():
+    with pytest.raises(Exception, match="nope"):
+        C.is_control("nope")
