@@ -54,3 +54,25 @@ def test_verdict_rules_turn_on_the_stated_margins():
 def test_an_unknown_dataset_is_refused_by_name():
     with pytest.raises(Exception, match="nope"):
         C.is_control("nope")
+
+
+def test_the_summary_shows_each_controls_verdict_and_marks_runs_made_by_older_code(tmp_path):
+    import json
+
+    from mealrec.reproduce import summary as S
+
+    gen = tmp_path / "gen"
+    (gen / "controls").mkdir(parents=True)
+    table = [{"backbone": b, "row": r, "N@10": n} for b in ("sasrec", "tedrec")
+             for r, n in (("backbone", 0.03), ("full", 0.57), ("-NPD", 0.5))]
+    side = {"kind": "content", "table": table,
+            "verdicts": {"sasrec": "uses the planted signal (MealRec-sasrec): ...", "tedrec": "does not use ..."}}
+    (gen / "controls" / "controls-control-content.json").write_text(json.dumps({"provenance": {}, "results": side}))
+    rows = S.controls_rows(gen)
+    assert rows == [("control-content", {"sasrec": "**uses the planted signal**: N@10 full 0.570 vs sasrec 0.030",
+                                         "tedrec": "**does not use it**: N@10 full 0.570 vs tedrec 0.030"})]
+    md = S.controls_markdown(rows, "book/controls.md")
+    assert md.splitlines()[0] == "| [Positive controls](book/controls.md) | MealRec-sasrec | MealRec-tedrec |"
+    (gen / "overall").mkdir()
+    (gen / "overall" / "synthetic-small.runs.json").write_text(json.dumps({"older": ["mealrec-tedrec default"]}))
+    assert S.older_code(gen, "overall", "synthetic-small") and not S.older_code(gen, "overall", "microlens-big")

@@ -42,7 +42,10 @@ PAGES: tuple[Page, ...] = (
          "are unpredictable tails, so the model is the last epoch's), at batch size 256; the content-reading "
          "reference (a rule that reads the planted frames directly); the analytic floor (what an ID-only model "
          "can reach) and ceiling (a perfect reader of the content); and every MealRec run evaluated again with "
-         "each item's frames shuffled. p-values are paired t-tests over test users of the seed-averaged N@10.",
+         "each item's frames shuffled. p-values are paired t-tests over test users of the seed-averaged N@10. "
+         "MealRec here runs the settings these controls chose (`mealrec/configs/models/mealrec-*.yaml`); the other "
+         "pages still show MealRec runs made before them (`V1_SETTINGS` in `mealrec/models/mealrec.py`), marked "
+         "'Made by older code', until those runs are retrained on the final code.",
          (("text", "generator"), ("any", "bounds"), ("any", "table"), ("text", "verdict"), ("figure", "figure"))),
     Page("overall", "table2", "Table 2: overall performance",
          "Test HR@10/20 and NDCG@10/20, full ranking over all items, history not masked, ties broken against "

@@ -128,11 +128,52 @@ def matrix(gen: str | Path, datasets: list[str]) -> list[tuple[str, dict[str, Ce
                 cells[d] = None
                 continue
             try:
-                cells[d] = Cell(_label(node), number(res), page)
+                older = " (runs made by older code)" if older_code(gen, notebook, d) else ""
+                cells[d] = Cell(_label(node), number(res) + older, page)
             except (KeyError, TypeError, ValueError, ZeroDivisionError, StopIteration) as e:
                 raise MealRecError(f"{path}: cannot read the number of {claim!r} ({type(e).__name__}: {e})") from None
         rows.append((claim, cells))
     return rows
+
+
+def older_code(gen: str | Path, notebook: str, dataset: str) -> bool:
+    """Whether the page section read runs made by older code (its ``<dataset>.runs.json`` state)."""
+    path = Path(gen) / notebook / f"{dataset}.runs.json"
+    try:
+        return bool(json.loads(path.read_text(encoding="utf-8")).get("older")) if path.exists() else False
+    except ValueError:
+        return False
+
+
+def controls_rows(gen: str | Path) -> list[tuple[str, dict[str, str]]]:
+    """One row per positive control with a sidecar: ``(dataset, {backbone: "label: number"})``."""
+    rows = []
+    for path in sorted(Path(gen).glob("controls/controls-*.json")):
+        res = _read(path)
+        table = {(r["backbone"], r["row"]): r for r in res["table"]}
+        cells = {}
+        for b, text in res["verdicts"].items():
+            label = "uses the planted signal" if text.startswith("uses") else "does not use it"
+            n = {row: table[(b, row)]["N@10"] for row in ("backbone", "full", "-NPD")}
+            if res["kind"] == "selection":
+                number = f"full {n['full']:.3f} vs -NPD {n['-NPD']:.3f}"
+            else:
+                number = f"full {n['full']:.3f} vs {b} {n['backbone']:.3f}"
+            cells[b] = f"**{label}**: N@10 {number}"
+        rows.append((path.stem.split("-", 1)[1], cells))
+    return rows
+
+
+def controls_markdown(rows: list[tuple[str, dict[str, str]]], link: str | None = None) -> str:
+    """The controls as a Markdown table (MealRec on each backbone; the page states the rules)."""
+    if not rows:
+        return ""
+    backbones = sorted({b for _, cells in rows for b in cells}, key=lambda b: (b != "sasrec", b))
+    name = f"[Positive controls]({link})" if link else "Positive controls"
+    head = f"| {name} | " + " | ".join(f"MealRec-{b}" for b in backbones) + " |"
+    out = [head, "|---|" + "---|" * len(backbones)]
+    out += [f"| `{d}` | " + " | ".join(cells.get(b, "not run") for b in backbones) + " |" for d, cells in rows]
+    return "\n".join(out)
 
 
 def datasets_of(gen: str | Path) -> list[str]:
@@ -217,7 +258,12 @@ def expected_blocks(root: Path, profile: str = "full") -> dict[Path, str]:
             "behind each verdict. On MicroLens the visual features are placeholders (no video content offline)."
             + (f" Training there is capped ({'; '.join(capped)}), so those runs are not converged." if capped else "")
             + "*")
-    return {f: markdown(rows, datasets, link) + "\n\n" + note for f, link in targets(root, profile).items()}
+    crows = controls_rows(gen)
+    out = {}
+    for f, link in targets(root, profile).items():
+        controls = controls_markdown(crows, link("controls") if link else None)
+        out[f] = (controls + "\n\n" if controls else "") + markdown(rows, datasets, link) + "\n\n" + note
+    return out
 
 
 def write(root: Path, profile: str = "full") -> list[Path]:
@@ -236,5 +282,5 @@ def write(root: Path, profile: str = "full") -> list[Path]:
     return written
 
 
-__all__ = ["CLAIMS", "Cell", "LABELS", "block_of", "datasets_of", "expected_blocks", "figure", "markdown", "matrix",
-           "replace_block", "write"]
+__all__ = ["CLAIMS", "Cell", "LABELS", "block_of", "controls_markdown", "controls_rows",
+           "datasets_of", "expected_blocks", "figure", "markdown", "matrix", "older_code", "replace_block", "write"]
