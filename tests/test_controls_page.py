@@ -15,12 +15,14 @@ from mealrec.reproduce.runner import default_datasets
 def test_the_controls_page_runs_on_the_controls_only_and_they_on_nothing_else():
     assert C.is_control("control-temporal") and not C.is_control("synthetic-small")
     assert C.control_kind("control-selection") == "selection"
-    prof = get_profile("full", "control-content")
+    prof = get_profile("full")  # unthinned: the page is designed for three seeds
     reqs = notebook_requests("controls", "control-content", prof)
     assert len(reqs) == len(C.BACKBONES) * len(C.ROWS) * len(prof.control_seeds) == 30
     assert {r.epochs for r in reqs} == {prof.control_epochs} and {r.seed for r in reqs} == {2020, 2021, 2022}
     assert {r.model for r in reqs} == {"sasrec", "tedrec", "mealrec-sasrec", "mealrec-tedrec"}
     assert set(prof.control_datasets) <= set(default_datasets("full", None))
+    assert not notebook_requests("controls", "synthetic-small", prof)
+    assert not notebook_requests("ablation", "control-content", prof)
 
 
 def test_shuffling_permutes_each_items_frames_and_nothing_else():
