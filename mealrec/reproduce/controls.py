@@ -144,7 +144,8 @@ def controls(store: RunStore, dataset: str, profile: Profile) -> dict:
     for (b, row), pu in per_user.items():
         for other, col in (("backbone", "p vs backbone"), ("full", "p vs full")):
             table.loc[(b, row), col] = np.nan if row == other else paired_ttest(pu, per_user[(b, other)])["p"]
-    verdicts = {b: verdict(kind, table.loc[b], b) for b in BACKBONES}
+    n = len(profile.control_seeds)
+    verdicts = {b: verdict(kind, table.loc[b], b)[:-1] + f"; {n} seed{'s' if n > 1 else ''}." for b in BACKBONES}
     return {"kind": kind, "generator": GENERATOR[kind], "bounds": bounds, "table": table, "verdicts": verdicts}
 
 
@@ -183,12 +184,12 @@ def figure(result: dict, dataset: str):
         ax.bar(x - 0.2, sub["N@10"], 0.4, yerr=sub["N@10 sd"].fillna(0), label="N@10")
         ax.bar(x + 0.2, sub["N@10 shuffled"].fillna(0), 0.4, label="frames shuffled")
         for name, style in (("floor", ":"), ("ceiling", "--")):
-            ax.axhline(result["bounds"][name]["ndcg@10"], ls=style, color="grey", lw=1)
-        ax.axhline(t.loc[("reference", "content reader"), "N@10"], ls="-.", color="black", lw=1)
+            ax.axhline(result["bounds"][name]["ndcg@10"], ls=style, color="grey", lw=1, label=name)
+        ax.axhline(t.loc[("reference", "content reader"), "N@10"], ls="-.", color="black", lw=1, label="reference")
         ax.set_xticks(x, [r if r != "backbone" else b for r in sub.index], rotation=30)
         ax.set_title(f"MealRec-{b} on {dataset}")
-    np.atleast_1d(axes)[0].set_ylabel("test N@10 (floor ':', ceiling '--', reference '-.')")
-    np.atleast_1d(axes)[0].legend(loc="upper right", fontsize=8)
+    np.atleast_1d(axes)[0].set_ylabel("test N@10")
+    np.atleast_1d(axes)[-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.tight_layout()
     return fig
 
