@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -81,6 +82,17 @@ def test_a_run_made_by_older_code_is_read_and_labelled(tmp_path, monkeypatch):
         reader.run("sasrec", "synthetic-tiny", seed=2, epochs=1)
     # another setting is another run, never an older version of this one
     assert reader.locate("sasrec", "synthetic-tiny", seed=1, epochs=2)[1] == "missing"
+    # a run made when the model's defaults were others (same stem: no explicit override) is read as older,
+    # but one with the same configuration is preferred
+    other = older.with_name(older.name.replace("0123456789abcdef", "fedcba9876543210"))
+    data["store_key"], data["model_config"] = "fedcba9876543210", {**data["config"]["model_config"], "n_layers": 9}
+    data["config"]["model_config"] = data.pop("model_config")
+    data["environment"]["created"] = "9999"  # newer, yet not preferred
+    other.write_text(json.dumps(data))
+    shutil.copy(older.with_suffix(".npz"), other.with_suffix(".npz"))
+    assert reader.locate("sasrec", "synthetic-tiny", seed=1, epochs=1) == (older, "older")
+    older.unlink()
+    assert reader.locate("sasrec", "synthetic-tiny", seed=1, epochs=1) == (other, "older")
 
 
 def test_the_page_key_ignores_where_the_data_sits_and_the_threads(tmp_path):
