@@ -66,13 +66,14 @@ def test_the_summary_shows_each_controls_verdict_and_marks_runs_made_by_older_co
     gen = tmp_path / "gen"
     (gen / "controls").mkdir(parents=True)
     table = [{"backbone": b, "row": r, "N@10": n} for b in ("sasrec", "tedrec")
-             for r, n in (("backbone", 0.03), ("full", 0.57), ("-NPD", 0.5))]
+             for r, n in (("backbone", 0.03), ("full", 0.57), ("-TCD", 0.58), ("-NPD", 0.5), ("-TCD-NPD", 0.55))]
     side = {"kind": "content", "table": table,
             "verdicts": {"sasrec": "uses the planted signal (MealRec-sasrec): ...", "tedrec": "does not use ..."}}
     (gen / "controls" / "controls-control-content.json").write_text(json.dumps({"provenance": {}, "results": side}))
     rows = S.controls_rows(gen)
-    assert rows == [("control-content", {"sasrec": "**uses the planted signal**: N@10 full 0.570 vs sasrec 0.030",
-                                         "tedrec": "**does not use it**: N@10 full 0.570 vs tedrec 0.030"})]
+    weakest = "N@10 weakest variant -NPD 0.500 vs"
+    assert rows == [("control-content", {"sasrec": f"**uses the planted signal**: {weakest} sasrec 0.030",
+                                         "tedrec": f"**does not use it**: {weakest} tedrec 0.030"})]
     md = S.controls_markdown(rows, "book/controls.md")
     assert md.splitlines()[0] == "| [Positive controls](book/controls.md) | MealRec-sasrec | MealRec-tedrec |"
     (gen / "overall").mkdir()

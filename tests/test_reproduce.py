@@ -263,8 +263,9 @@ def test_profile_thinning_applies_per_dataset_and_is_stated_on_the_page():
     assert set(NOTEBOOK_FIELDS) == set(ALL_NOTEBOOKS)
     note = full.thinning_note("microlens-big")
     assert f"epochs {big.epochs} instead of {full.epochs}" in note
-    page = _page_markdown(PAGES[1], "full", ["microlens-big", "synthetic-tiny"])
-    assert page.count("is thinned") == 1 and full.thinning_note("microlens-big", PAGES[1].notebook) in page
+    overall = next(p for p in PAGES if p.notebook == "overall")
+    page = _page_markdown(overall, "full", ["microlens-big", "synthetic-tiny"])
+    assert page.count("is thinned") == 1 and full.thinning_note("microlens-big", "overall") in page
     with pytest.raises(MealRecError, match="valid: smoke, quick, full"):
         get_profile("ful", "microlens-big")
     # SEEDS as the notebooks receive it: None, a list, one int, or text (papermill -p passes lists as text)
@@ -284,7 +285,8 @@ def test_profile_thinning_applies_per_dataset_and_is_stated_on_the_page():
         parse_models('["sasrec"')
     # synthetic-medium is out of the full profile's defaults but keeps its thinning when named
     from mealrec.reproduce.runner import default_datasets
-    assert default_datasets("full", "some/data") == ["synthetic-small", "microlens-small", "microlens-big"]
+    assert default_datasets("full", "some/data") == ["synthetic-small", "control-content", "control-temporal",
+                                                     "control-selection", "microlens-small", "microlens-big"]
     assert get_profile("full", "synthetic-medium").lambdas == (0.01, 0.1, 0.9)
     # Figure 6's backbones are thinned away on microlens-big only: its runs and its page follow
     from mealrec.reproduce.plan import notebook_requests

@@ -190,6 +190,10 @@ def _profile_line(profile: str, notebook: str) -> str:
         return "statistics of the data; nothing is trained"
     if notebook == "complexity":
         return f"timing runs of {p.timing_epochs} epoch{'s' if p.timing_epochs > 1 else ''} per model, {seed_text}"
+    if notebook == "controls":
+        cs = p.control_seeds
+        return (f"{p.control_epochs} epochs per run, no early stopping, seed{'s' if len(cs) > 1 else ''} "
+                f"{', '.join(map(str, cs))}")
     retry = (f" ({p.plateau_patience} for a run that stopped on an early plateau at patience {p.patience}: "
              f"it is trained again, and its row says so)") if p.plateau_patience else ""
     return f"at most {p.epochs} epochs, patience {p.patience}{retry}, {seed_text}"
@@ -223,7 +227,9 @@ def write_book_pages(profile: str, root: Path | None = None, unchecked: Iterable
         executed = {p.stem for p in folder.glob("*.ipynb") if not p.name.startswith(".")}
         states = {p.name[: -len(".runs.json")]: _read_state(folder / p.name.replace(".runs.json", ".ipynb"))
                   for p in folder.glob("*.runs.json")}
-        datasets = sorted(executed | {d for d, st in states.items() if st.get("missing")})
+        listed = list(get_profile(profile).control_datasets)  # the controls in their page order
+        datasets = sorted(executed | {d for d, st in states.items() if st.get("missing")},
+                          key=lambda d: (listed.index(d) if d in listed else -1, d))
         if not datasets:
             continue
         shown = [d for d in datasets if d in executed and not states.get(d, {}).get("missing")]

@@ -148,20 +148,25 @@ def older_code(gen: str | Path, notebook: str, dataset: str) -> bool:
 def controls_rows(gen: str | Path) -> list[tuple[str, dict[str, str]]]:
     """One row per positive control with a sidecar: ``(dataset, {backbone: "label: number"})``."""
     rows = []
-    for path in sorted(Path(gen).glob("controls/controls-*.json")):
+    order = ("content", "temporal", "selection")
+    for path in Path(gen).glob("controls/controls-*.json"):
         res = _read(path)
         table = {(r["backbone"], r["row"]): r for r in res["table"]}
         cells = {}
         for b, text in res["verdicts"].items():
             label = "uses the planted signal" if text.startswith("uses") else "does not use it"
-            n = {row: table[(b, row)]["N@10"] for row in ("backbone", "full", "-NPD")}
+            n = {row: table[(b, row)]["N@10"] for row in ("backbone", "full", "-TCD", "-NPD", "-TCD-NPD")}
             if res["kind"] == "selection":
                 number = f"full {n['full']:.3f} vs -NPD {n['-NPD']:.3f}"
+            elif res["kind"] == "temporal":
+                shuffled = table[(b, "full")]["N@10 shuffled"]
+                number = f"full {n['full']:.3f} ({shuffled:.3f} shuffled) vs {b} {n['backbone']:.3f}"
             else:
-                number = f"full {n['full']:.3f} vs {b} {n['backbone']:.3f}"
+                weakest = min(("full", "-TCD", "-NPD", "-TCD-NPD"), key=lambda v: n[v])
+                number = f"weakest variant {weakest} {n[weakest]:.3f} vs {b} {n['backbone']:.3f}"
             cells[b] = f"**{label}**: N@10 {number}"
-        rows.append((path.stem.split("-", 1)[1], cells))
-    return rows
+        rows.append((res["kind"], path.stem.split("-", 1)[1], cells))
+    return [(d, cells) for kind, d, cells in sorted(rows, key=lambda r: order.index(r[0]) if r[0] in order else 9)]
 
 
 def controls_markdown(rows: list[tuple[str, dict[str, str]]], link: str | None = None) -> str:
