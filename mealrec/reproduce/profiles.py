@@ -288,4 +288,5 @@ def parse_models(value, notebook: str | None = None) -> list[str] | None:
     return list(value)
 
 
-__all__ = ["CONTROLS", "MODELS_NOTEBOOKS", "PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "SEEDREC_BACKBONES", "backbone_of", "get_profile", "parse_models", "parse_seeds", "stopped_on_plateau"]
+__all__ = ["CONTROLS", "MODELS_NOTEBOOKS", "PLATEAU_BEST_EPOCH", "PROFILES", "Profile",
+           "SEEDREC_BACKBONES", "backbone_of", "get_profile", "parse_models", "parse_seeds", "stopped_on_plateau"]
