@@ -25,6 +25,7 @@ from typing import Iterable
 
 from ..utils import MealRecError, atomic_path
 from .book import NOTEBOOKS, PAGES, build_book, repo_root, write_book_pages  # noqa: F401
+from .controls import is_control  # noqa: F401  (the controls page runs on these only)
 from .browser import browser_check  # noqa: F401
 from .profiles import get_profile
 from .store import PACKAGE, RENDER_ONLY_ENV, MissingRunError, RunStore, _normalised_source_hash
@@ -250,13 +251,6 @@ def _write_state(out: Path, runs: dict[str, list]) -> None:
         return
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
-
-
-def is_control(dataset: str) -> bool:
-    """A positive control: only the controls page runs on it, and that page on nothing else."""
-    from ..data import dataset_spec
-
-    return dataset_spec(dataset).source == "control"
 
 
 def is_unavailable(dataset: str, data_dir: str | None) -> bool:
