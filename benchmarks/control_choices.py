@@ -22,15 +22,15 @@ import torch
 from mealrec import __version__
 from mealrec.data import get_dataset
 from mealrec.experiments import run_config
+from mealrec.models.mealrec import V1_SETTINGS
 from mealrec.trainer import train
 from mealrec.utils import write_json_atomic
 
-V1 = {"schedule": "linear", "grad_steps": 1, "npd_start": "clean", "diffusion_grad": "all", "symmetric": False}
 #: name -> (model, dataset, model settings)
 ROWS = {
     "sasrec on content": ("sasrec", "control-content", {}),
     "default on content": ("mealrec-sasrec", "control-content", {}),
-    "v1 settings on content": ("mealrec-sasrec", "control-content", V1),
+    "v1 settings on content": ("mealrec-sasrec", "control-content", V1_SETTINGS),
     "linear schedule on content": ("mealrec-sasrec", "control-content", {"schedule": "linear"}),
     "grad_steps 1 on content": ("mealrec-sasrec", "control-content", {"grad_steps": 1}),
     "npd_start clean on content": ("mealrec-sasrec", "control-content", {"npd_start": "clean"}),
