@@ -2,7 +2,8 @@
 
 Each row trains ``mealrec-sasrec`` (or a backbone) for the controls' fixed 30 epochs at batch 256 on
 one control and prints test HR@10 / NDCG@10; a row is the default configuration with one setting
-changed, so each choice is read against the same baseline. The results committed under
+changed, so each choice is read against the same baseline. For MealRec it also records how much the
+chain outputs depend on what they should read (:func:`sensitivity`). The results committed under
 ``benchmarks/results/control-choices/`` are the evidence the book's implementation notes cite.
 
     python benchmarks/control_choices.py --out benchmarks/results/control-choices/DATE.json [--rows NAME ...]
@@ -31,18 +32,54 @@ ROWS = {
     "sasrec on content": ("sasrec", "control-content", {}),
     "default on content": ("mealrec-sasrec", "control-content", {}),
     "v1 settings on content": ("mealrec-sasrec", "control-content", V1_SETTINGS),
-    "linear schedule on content": ("mealrec-sasrec", "control-content", {"schedule": "linear"}),
+    "cosine schedule on content": ("mealrec-sasrec", "control-content", {"schedule": "cosine"}),
+    "-NPD on content": ("mealrec-sasrec", "control-content", {"variant": "-NPD"}),
+    "cosine schedule -NPD on content": ("mealrec-sasrec", "control-content", {"variant": "-NPD", "schedule": "cosine"}),
     "grad_steps 1 on content": ("mealrec-sasrec", "control-content", {"grad_steps": 1}),
     "npd_start clean on content": ("mealrec-sasrec", "control-content", {"npd_start": "clean"}),
     "diffusion_grad all on content": ("mealrec-sasrec", "control-content", {"diffusion_grad": "all"}),
     "symmetric off on content": ("mealrec-sasrec", "control-content", {"symmetric": False}),
     "sasrec on temporal": ("sasrec", "control-temporal", {}),
     "default on temporal": ("mealrec-sasrec", "control-temporal", {}),
-    "linear schedule on temporal": ("mealrec-sasrec", "control-temporal", {"schedule": "linear"}),
+    "cosine schedule on temporal": ("mealrec-sasrec", "control-temporal", {"schedule": "cosine"}),
     "sasrec on selection": ("sasrec", "control-selection", {}),
     "default on selection": ("mealrec-sasrec", "control-selection", {}),
-    "linear schedule on selection": ("mealrec-sasrec", "control-selection", {"schedule": "linear"}),
+    "cosine schedule on selection": ("mealrec-sasrec", "control-selection", {"schedule": "cosine"}),
 }
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean change of the rows of ``a`` when an input is swapped (giving ``b``), relative to their norm."""
+    return round(((a - b).norm(dim=-1).mean() / a.norm(dim=-1).mean()).item(), 4)
+
+
+@torch.inference_mode()
+def sensitivity(model, split, n: int = 1000) -> dict[str, float]:
+    """How much a trained MealRec's outputs change when one input is swapped between the first ``n``
+    test users (0: the output ignores it): TCD's output against the last item's frames and against
+    ``c_v``; the user representation ``h`` against the backbone's ``x0`` and against all frames."""
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    b = split.batch(slice(0, n))
+    seq, ln = b["item_seq"], b["item_seq_len"]
+    perm = torch.randperm(seq.shape[0], generator=g)
+    out = {}
+    if model.use_tcd:
+        last = seq.gather(1, (ln - 1)[:, None]).squeeze(1)
+        frames, c_v = model.frames[last].float(), model.recency_context(seq, ln)
+        z = model.tcd(frames, c_v)[2]
+        out["tcd output vs frames"] = _rel(z, model.tcd(frames[perm], c_v)[2])
+        out["tcd output vs c_v"] = _rel(z, model.tcd(frames, c_v[perm])[2])
+    h = model(seq, ln)
+    encode = model.backbone.forward
+    model.backbone.forward = lambda s, n_: encode(s, n_)[perm]
+    out["h vs x0"] = _rel(h, model(seq, ln))
+    del model.backbone.forward
+    frames_all = model.frames
+    model.frames = frames_all[torch.randperm(frames_all.shape[0], generator=g)]
+    out["h vs frames"] = _rel(h, model(seq, ln))
+    model.frames = frames_all
+    return out
 
 
 def run_row(name: str, seed: int = 2020, epochs: int = 30) -> dict:
@@ -53,7 +90,9 @@ def run_row(name: str, seed: int = 2020, epochs: int = 30) -> dict:
     res = train(run, get_dataset(dataset, progress=False), progress=False)
     return {"model": model, "dataset": dataset, "settings": settings, "seed": seed, "epochs": epochs,
             "batch_size": run.train.batch_size, "test": {k: res.test[k] for k in ("hr@10", "ndcg@10")},
-            "seconds": round(time.time() - t0, 1), "data_hash": res.dataset["data_hash"]}
+            "seconds": round(time.time() - t0, 1), "data_hash": res.dataset["data_hash"],
+            "sensitivity": sensitivity(res.model, get_dataset(dataset, progress=False).test)
+            if model.startswith("mealrec") else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown rows {unknown}; valid: {list(ROWS)}")
     out = Path(a.out)
-    doc = json.loads(out.read_text()) if out.exists() else {"mealrec": __version__, "torch": torch.__version__, "rows": {}}
+    fresh = {"mealrec": __version__, "torch": torch.__version__, "rows": {}}
+    doc = json.loads(out.read_text()) if out.exists() else fresh
     for name in a.rows:
         if name in doc["rows"]:
             continue
