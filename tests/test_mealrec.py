@@ -169,6 +169,7 @@ def test_frame_conv_equals_conv1d():
 
 
 def test_truncated_chain_gradient_keeps_values_and_reaches_x_T():
+    from mealrec.experiments import run_config
     from mealrec.models.diffusion import GaussianDiffusion
 
     torch.manual_seed(0)
@@ -251,3 +252,17 @@ def test_bad_choices_name_the_setting():
     for key, value in (("npd_start", "nope"), ("diffusion_grad", "x"), ("variant", "-X")):
         with pytest.raises(Exception, match=key):
             MealRecConfig(**{key: value})
+
+
+@pytest.mark.parametrize("name", MEALREC_MODELS)
+def test_default_chains_start_from_most_of_their_latent(name):
+    """The deterministic chains start at sqrt(abar_T) times their latent; a schedule that corrupts heavily at T
+    made TCD's and NPD's outputs ignore the item's frames and the user's history on the positive controls."""
+    from mealrec.experiments import run_config
+    from mealrec.models.diffusion import GaussianDiffusion
+    cfg = run_config(name, "synthetic-tiny").model_config  # the model file and dataset overrides applied
+    for T in (5, 10, 15, 20, 25):  # Figure 4's axis
+        abar_T = GaussianDiffusion(T, cfg.schedule, cfg.beta_start, cfg.beta_end).alphas_cumprod[-1].item()
+        assert abar_T > 0.5, f"{name}: schedule {cfg.schedule!r} leaves abar_T = {abar_T:.2g} at T = {T}"
+    heavy = GaussianDiffusion(10, "cosine").alphas_cumprod[-1].item()
+    assert heavy < 1e-3  # the alternative the controls rejected really does corrupt heavily
