@@ -45,6 +45,10 @@ ROWS = {
     "sasrec on selection": ("sasrec", "control-selection", {}),
     "default on selection": ("mealrec-sasrec", "control-selection", {}),
     "cosine schedule on selection": ("mealrec-sasrec", "control-selection", {"schedule": "cosine"}),
+    "grad_steps 1 on selection": ("mealrec-sasrec", "control-selection", {"grad_steps": 1}),
+    "npd_start clean on selection": ("mealrec-sasrec", "control-selection", {"npd_start": "clean"}),
+    "diffusion_grad all on selection": ("mealrec-sasrec", "control-selection", {"diffusion_grad": "all"}),
+    "symmetric off on selection": ("mealrec-sasrec", "control-selection", {"symmetric": False}),
 }
 
 
