@@ -6,7 +6,7 @@ changed, so each choice is read against the same baseline. For MealRec it also r
 chain outputs depend on what they should read (:func:`sensitivity`). The results committed under
 ``benchmarks/results/control-choices/`` are the evidence the book's implementation notes cite.
 
-    python benchmarks/control_choices.py --out benchmarks/results/control-choices/DATE.json [--rows NAME ...]
+    python benchmarks/control_choices.py --out benchmarks/results/control-choices/DATE.json [--rows NAME ...] [--seed S]
 
 Rows already in ``--out`` are kept (the file is rewritten after every row, atomically).
 """
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--rows", nargs="+", default=list(ROWS), help=f"default: all of {list(ROWS)}")
+    ap.add_argument("--seed", type=int, default=2020, help="training seed of every row (default 2020)")
     a = ap.parse_args(argv)
     unknown = [r for r in a.rows if r not in ROWS]
     if unknown:
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in a.rows:
         if name in doc["rows"]:
             continue
-        doc["rows"][name] = run_row(name)
+        doc["rows"][name] = run_row(name, seed=a.seed)
         write_json_atomic(out, doc)
         t = doc["rows"][name]["test"]
         print(f"{name}: HR@10 {t['hr@10']:.4f} NDCG@10 {t['ndcg@10']:.4f}", file=sys.stderr)
