@@ -169,7 +169,6 @@ def test_frame_conv_equals_conv1d():
 
 
 def test_truncated_chain_gradient_keeps_values_and_reaches_x_T():
-    from mealrec.experiments import run_config
     from mealrec.models.diffusion import GaussianDiffusion
 
     torch.manual_seed(0)
