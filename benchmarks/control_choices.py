@@ -6,7 +6,8 @@ changed, so each choice is read against the same baseline. For MealRec it also r
 chain outputs depend on what they should read (:func:`sensitivity`). The results committed under
 ``benchmarks/results/control-choices/`` are the evidence the book's implementation notes cite.
 
-    python benchmarks/control_choices.py --out benchmarks/results/control-choices/DATE.json [--rows NAME ...] [--seed S]
+    python benchmarks/control_choices.py --out benchmarks/results/control-choices/DATE.json \
+        [--rows NAME ...] [--seed S]
 
 Rows already in ``--out`` are kept (the file is rewritten after every row, atomically).
 """
@@ -90,13 +91,13 @@ def run_row(name: str, seed: int = 2020, epochs: int = 30) -> dict:
     model, dataset, settings = ROWS[name]
     run = run_config(model, dataset, train_overrides={"epochs": epochs, "seed": seed, "num_threads": 1},
                      model_overrides=settings)
+    ds = get_dataset(dataset, progress=False)
     t0 = time.time()
-    res = train(run, get_dataset(dataset, progress=False), progress=False)
+    res = train(run, ds, progress=False)
     return {"model": model, "dataset": dataset, "settings": settings, "seed": seed, "epochs": epochs,
             "batch_size": run.train.batch_size, "test": {k: res.test[k] for k in ("hr@10", "ndcg@10")},
             "seconds": round(time.time() - t0, 1), "data_hash": res.dataset["data_hash"],
-            "sensitivity": sensitivity(res.model, get_dataset(dataset, progress=False).test)
-            if model.startswith("mealrec") else None}
+            "sensitivity": sensitivity(res.model, ds.test) if model.startswith("mealrec") else None}
 
 
 def main(argv: list[str] | None = None) -> int:
