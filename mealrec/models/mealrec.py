@@ -43,11 +43,11 @@ choices before the controls):
   heavily at T (``cosine``: ``abar_T`` about 2e-5) makes each chain's output a function of its
   conditions alone: the positive controls measured TCD's output and NPD's output as independent of
   the item's frames and of the user's history (a generative chain, not a refinement of the latent).
-* Gradients of the denoising losses (``diffusion_grad: denoisers``): ``L_T`` and ``L_N`` see
-  the clean latents detached, as inputs and as targets, so they train the denoisers and what
-  conditions them (``c_v``'s projection, the frame and title tokens), never the encoders that
-  produce ``z0`` and ``x0``; ``L_R`` trains everything. ``all`` lets the noised inputs carry
-  gradient into the encoders (before the controls).
+* Gradients of the denoising losses (``diffusion_grad: all``): the whole of Eq. 16 trains every
+  module end to end, as the paper says: the noised inputs of ``L_T`` and ``L_N`` carry gradient
+  into the encoders that produce ``z0`` and ``x0``; only the targets are detached. ``denoisers``
+  detaches the inputs too, so the reconstruction losses train the denoisers and their conditions
+  alone. The positive controls lean towards ``all`` (see the implementation notes).
 * Symmetry (``symmetric: true``): the condition tokens (frames and title) pass a LayerNorm in
   every variant, so ``full`` and ``-TCD`` feed NPD tokens on one scale, and ``-NPD``'s fusion
   MLP starts at zero like NPD's correction, so every variant starts from its backbone's
@@ -106,7 +106,7 @@ class MealRecConfig:
     dropout: float = 0.1
     grad_steps: int = 0  # reverse-chain steps back-propagated in training (0 = all T); see GaussianDiffusion.reverse
     npd_start: str = "noised"  # NPD's chain starts at sqrt(abar_T) x0 like TCD's (noised) | at x0 itself (clean)
-    diffusion_grad: str = "denoisers"  # L_T, L_N train the denoisers (denoisers) | also the encoders (all)
+    diffusion_grad: str = "all"  # L_T, L_N train the encoders too (all, Eq. 16) | only the denoisers (denoisers)
     symmetric: bool = True  # LayerNorm on the condition tokens; -NPD's fusion starts at zero like NPD
     backbone: dict = field(default_factory=dict)  # the backbone's settings (resolved: see models/plugin.py)
 
