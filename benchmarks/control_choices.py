@@ -39,6 +39,7 @@ ROWS = {
     "grad_steps 1 on content": ("mealrec-sasrec", "control-content", {"grad_steps": 1}),
     "npd_start clean on content": ("mealrec-sasrec", "control-content", {"npd_start": "clean"}),
     "diffusion_grad all on content": ("mealrec-sasrec", "control-content", {"diffusion_grad": "all"}),
+    "diffusion_grad denoisers on content": ("mealrec-sasrec", "control-content", {"diffusion_grad": "denoisers"}),
     "symmetric off on content": ("mealrec-sasrec", "control-content", {"symmetric": False}),
     "sasrec on temporal": ("sasrec", "control-temporal", {}),
     "default on temporal": ("mealrec-sasrec", "control-temporal", {}),
@@ -49,6 +50,7 @@ ROWS = {
     "grad_steps 1 on selection": ("mealrec-sasrec", "control-selection", {"grad_steps": 1}),
     "npd_start clean on selection": ("mealrec-sasrec", "control-selection", {"npd_start": "clean"}),
     "diffusion_grad all on selection": ("mealrec-sasrec", "control-selection", {"diffusion_grad": "all"}),
+    "diffusion_grad denoisers on selection": ("mealrec-sasrec", "control-selection", {"diffusion_grad": "denoisers"}),
     "symmetric off on selection": ("mealrec-sasrec", "control-selection", {"symmetric": False}),
 }
 
