@@ -15,7 +15,9 @@ from mealrec.reproduce import plan as P
 from mealrec.reproduce.plan import VARIANTS as VARIANTS_
 from mealrec.reproduce import report as R
 from mealrec.reproduce.runner import NOTEBOOKS, browser_check, build_book, run_notebooks
-from mealrec.reproduce.store import _normalised_source_hash, model_source_files
+from mealrec import versions as V
+from mealrec.models.sasrec import SASRec
+from mealrec.reproduce.store import _normalised_source_hash
 from mealrec.utils import MealRecError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,19 +56,30 @@ def test_store_trains_once_and_keys_on_what_changes_metrics(store, monkeypatch):
     with pytest.raises(AssertionError, match="trained again"):
         store.run("sasrec", "synthetic-tiny", seed=1, epochs=1)
     path.write_text(json.dumps(stored))
-    # the model's code does: another code hash is another run
-    monkeypatch.setattr(S, "code_hash", lambda model: "changed")
+    # a declared version does: another version of the model's math (or the core's) is another run
+    monkeypatch.setattr(SASRec, "version", SASRec.version + 1)
     assert store.path("sasrec", "synthetic-tiny", seed=1, epochs=1) != Path(a["result_path"])
+    monkeypatch.undo()
+    monkeypatch.setattr(S, "model_versions", lambda model: {**V.model_versions(model), "core": V.CORE_VERSION + 1})
+    assert store.path("sasrec", "synthetic-tiny", seed=1, epochs=1) != Path(a["result_path"])
+    assert stored["versions"] == V.model_versions("sasrec")
 
 
-def test_code_hash_ignores_comments_and_docstrings(tmp_path):
+def test_source_hash_ignores_comments_and_docstrings(tmp_path):
     f1, f2, f3 = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
     f1.write_text('"""doc"""\ndef f(x):\n    """inner doc"""\n    return x + 1  # comment\n')
     f2.write_text('def f(x):\n    return x + 1\n')
     f3.write_text('def f(x):\n    return x + 2\n')
     assert _normalised_source_hash(f1) == _normalised_source_hash(f2) != _normalised_source_hash(f3)
-    files = {p.name for p in model_source_files("mealrec-tedrec")}
-    assert {"mealrec.py", "tedrec.py", "sasrec.py", "trainer.py", "diffusion.py"} <= files
+
+
+def test_every_class_a_run_executes_declares_its_version():
+    from mealrec.models import model_names
+    for name in model_names():
+        versions = V.model_versions(name)  # raises for a class without its own `version`
+        assert versions["core"] == V.CORE_VERSION and len(versions) >= 2
+    assert set(V.model_versions("mealrec-tedrec")) == {"core", "MealRecTedRec", "MealRec", "BackbonePlugin", "TedRec",
+                                                      "SASRec"}
 
 
 def test_overall_reads_the_registry_and_gives_a_rule_based_verdict(store):

@@ -192,6 +192,7 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 1.0, simil
 
 class CL4SRec(SASRec):
     Config = CL4SRecConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Xie et al., ICDE 2022"
 
     def __init__(self, config: CL4SRecConfig, dataset):

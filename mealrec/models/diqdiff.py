@@ -218,6 +218,7 @@ class PreLNBlock(nn.Module):
 
 class DiQDiff(SequentialRecommender):
     Config = DiQDiffConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Mao et al., WWW 2025"
 
     def __init__(self, config: DiQDiffConfig, dataset):

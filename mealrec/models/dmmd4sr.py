@@ -153,6 +153,7 @@ class ModalityEncoder(nn.Module):
 
 class DMMD4SR(EvalCacheMixin, SequentialRecommender):
     Config = DMMD4SRConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Lu & Yin, ACM MM 2025"
 
     def __init__(self, config: DMMD4SRConfig, dataset):

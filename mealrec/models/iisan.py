@@ -218,6 +218,7 @@ class SideAdapterRecommender(EvalCacheMixin, SequentialRecommender):
     """Shared machinery of IISAN and IISAN-Versa; subclasses choose the layers and the pairing."""
 
     Config = SideAdapterConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     #: whether the deeper modality's extra blocks run intra-only (Versa) or the lists are stretched (IISAN)
     asymmetric: bool = False
 
@@ -361,6 +362,7 @@ class SideAdapterRecommender(EvalCacheMixin, SequentialRecommender):
 
 class IISAN(SideAdapterRecommender):
     Config = IISANConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Fu et al., SIGIR 2024"
     asymmetric = False
 
@@ -373,6 +375,7 @@ class IISAN(SideAdapterRecommender):
 
 class IISANVersa(SideAdapterRecommender):
     Config = IISANVersaConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Fu et al., TKDE 2025"
     asymmetric = True
 

@@ -323,6 +323,7 @@ class MealRec(BackbonePlugin):
     """Backbone + TCD + NPD. Subclasses pick the backbone (see ``MODELS``)."""
 
     Config = MealRecConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Dong et al., arXiv 2603.01926"
 
     def __init__(self, config: MealRecConfig, dataset):
@@ -441,15 +442,18 @@ class MealRec(BackbonePlugin):
 class MealRecSASRec(MealRec):
     backbone_name = "sasrec"
     Config = with_backbone(MealRecConfig, "sasrec", "MealRecSASRecConfig")
+    version = 1  # of this class's math (see mealrec/versions.py)
     table2 = False  # Figure 6 (universality), not a Table 2 row
 
 
 class MealRecCL4SRec(MealRec):
     backbone_name = "cl4srec"
     Config = with_backbone(MealRecConfig, "cl4srec", "MealRecCL4SRecConfig")
+    version = 1  # of this class's math (see mealrec/versions.py)
     table2 = False
 
 
 class MealRecTedRec(MealRec):
     backbone_name = "tedrec"
     Config = with_backbone(MealRecConfig, "tedrec", "MealRecTedRecConfig")
+    version = 1  # of this class's math (see mealrec/versions.py)

@@ -167,6 +167,7 @@ class ModalityGCN(nn.Module):
 
 class MMGCN(EvalCacheMixin, SequentialRecommender):
     Config = MMGCNConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Wei et al., ACM MM 2019"
 
     def __init__(self, config: MMGCNConfig, dataset):

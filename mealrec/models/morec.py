@@ -122,6 +122,7 @@ def modality_table(features, modality: str, normalize: bool) -> torch.Tensor:
 
 class MoRec(SASRec):
     Config = MoRecConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Yuan et al., SIGIR 2023"
 
     def __init__(self, config: MoRecConfig, dataset):

@@ -40,6 +40,7 @@ class SASRecConfig:
 
 class SASRec(SequentialRecommender):
     Config = SASRecConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Kang & McAuley, ICDM 2018"
 
     def __init__(self, config: SASRecConfig, dataset):

@@ -337,6 +337,7 @@ class SeeDRec(BackbonePlugin):
     """Backbone + S2IDM + IPE. Subclasses pick the backbone (see ``MODELS``)."""
 
     Config = SeeDRecConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Ma et al., IJCAI 2024"
     table2 = False
 
@@ -477,11 +478,13 @@ class SeeDRec(BackbonePlugin):
 class SeeDRecSASRec(SeeDRec):
     backbone_name = "sasrec"
     Config = with_backbone(SeeDRecConfig, "sasrec", "SeeDRecSASRecConfig")
+    version = 1  # of this class's math (see mealrec/versions.py)
 
 
 class SeeDRecCL4SRec(SeeDRec):
     backbone_name = "cl4srec"
     Config = with_backbone(SeeDRecConfig, "cl4srec", "SeeDRecCL4SRecConfig")
+    version = 1  # of this class's math (see mealrec/versions.py)
 
 
 # --------------------------------------------------------------------------- sampled evaluation

@@ -431,6 +431,7 @@ class ItemLevelDenoiser(nn.Module):
 # ---------------------------------------------------------------------------------- model
 class SSDRec(SASRec):
     Config = SSDRecConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Zhang et al., ICDE 2024"
 
     def __init__(self, config: SSDRecConfig, dataset):

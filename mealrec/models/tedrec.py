@@ -133,6 +133,7 @@ class MoEAdaptor(nn.Module):
 
 class TedRec(SASRec):
     Config = TedRecConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Xu et al., CIKM 2024"
 
     def __init__(self, config: TedRecConfig, dataset):
