@@ -37,7 +37,7 @@ from .versions import model_versions
 
 LEDGER = Path(__file__).resolve().parent.parent / "tests" / "golden" / "ledger.json"
 #: Relative tolerance across CPUs and thread counts (see the module docstring).
-RTOL = 1e-4
+RTOL = 1e-6
 DATASET, SEED, EPOCHS = "synthetic-tiny", 7, 2
 #: case name -> (model, model settings): every registered model at its defaults, and MealRec's ablations.
 CASES: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -99,7 +99,7 @@ def compare(entry: dict[str, Any], now: dict[str, Any], exact: bool | None = Non
     if a.keys() != b.keys():
         return [f"recorded {sorted(a.keys() ^ b.keys())} differ between the entry and now"]
     bad = [f"{k}: ledger {a[k]!r}, now {b[k]!r}" for k in a
-           if (a[k] != b[k] if exact else not math.isclose(a[k], b[k], rel_tol=RTOL, abs_tol=RTOL * 1e-2))]
+           if (a[k] != b[k] if exact else not math.isclose(a[k], b[k], rel_tol=RTOL, abs_tol=1e-12))]
     if exact and entry["param_sha256"] != now["param_sha256"]:
         bad.append("the final parameters differ bit for bit")
     return bad

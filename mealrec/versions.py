@@ -3,9 +3,11 @@
 * :data:`CORE_VERSION` covers the code every run executes: the trainer, evaluation, configuration,
   utilities, the dataset base and feature code, and the shared model modules (``models/base.py``,
   ``models/layers.py``, ``models/diffusion.py``).
-* Each model class declares ``version`` in its own body; it covers the class and every helper in its
-  module. A model's versions are those of every library class in its method resolution order and in
-  its backbone's (MealRec-SASRec: ``MealRec``, ``BackbonePlugin``, ``MealRecSASRec``, ``SASRec``).
+* Each registered model class (``mealrec.models.MODELS``) declares ``version`` in its own body; it
+  covers everything the model's runs execute beyond the core: its module, the classes it inherits
+  from and the helpers it calls. A run's versions are its model's and its backbone's
+  (MealRec-SASRec: ``mealrec-sasrec`` and ``sasrec``), keyed by registered name, so moving code
+  between classes or modules changes no key.
 
 Bump a version when the numbers a run produces change (a new default, a fix, another formula), and
 record a golden trajectory for the new version (:mod:`mealrec.golden`). A change that only moves code
@@ -21,31 +23,20 @@ from .utils import MealRecError
 CORE_VERSION = 1
 
 
-def _classes(cls) -> list[type]:
-    from .models.base import SequentialRecommender  # covered by CORE_VERSION
-    return [c for c in cls.__mro__ if c.__module__.startswith("mealrec.models.") and c is not SequentialRecommender]
-
-
-def versioned_classes(model: str) -> list[type]:
-    """The library classes whose code a run of ``model`` executes (its own and its backbone's)."""
-    from .models import get_model_class
-    cls = get_model_class(model)
-    found = _classes(cls)
-    backbone = getattr(cls, "backbone_name", "")
-    if backbone:
-        found += [c for c in _classes(get_model_class(backbone)) if c not in found]
-    return found
-
-
 def model_versions(model: str) -> dict[str, int]:
-    """``{"core": CORE_VERSION, <class name>: version, ...}`` for a run of ``model``."""
+    """``{"core": CORE_VERSION, model: its version[, backbone: its version]}`` for a run of ``model``."""
+    from .models import get_model_class
+
     out = {"core": CORE_VERSION}
-    for c in versioned_classes(model):
+    cls = get_model_class(model)
+    names = [model] + ([cls.backbone_name] if getattr(cls, "backbone_name", "") else [])
+    for name in names:
+        c = get_model_class(name)
         if "version" not in vars(c):
-            raise MealRecError(f"{c.__module__}.{c.__qualname__} declares no `version`: add `version = 1` to its body "
-                               "(see mealrec/versions.py)")
-        out[c.__qualname__] = int(vars(c)["version"])
+            raise MealRecError(f"{c.__module__}.{c.__qualname__} ({name}) declares no `version` of its own: add "
+                               "`version = 1` to its body (see mealrec/versions.py)")
+        out[name] = int(vars(c)["version"])
     return out
 
 
-__all__ = ["CORE_VERSION", "model_versions", "versioned_classes"]
+__all__ = ["CORE_VERSION", "model_versions"]

@@ -21,7 +21,6 @@ class EvalCacheMixin(nn.Module):
     """``self.eval_cached(name, compute)``: ``compute()`` while training or with gradients on;
     otherwise its cached value, recomputed when any parameter or buffer has changed."""
 
-    version = 1  # of this class's math (see mealrec/versions.py)
     def _eval_cache_key(self) -> tuple:
         # dense tensors only: sparse buffers (a fixed graph) have no single storage pointer
         tensors = [t for t in (*self.parameters(), *self.buffers()) if t.layout == torch.strided]

@@ -218,7 +218,6 @@ class SideAdapterRecommender(EvalCacheMixin, SequentialRecommender):
     """Shared machinery of IISAN and IISAN-Versa; subclasses choose the layers and the pairing."""
 
     Config = SideAdapterConfig
-    version = 1  # of this class's math (see mealrec/versions.py)
     #: whether the deeper modality's extra blocks run intra-only (Versa) or the lists are stretched (IISAN)
     asymmetric: bool = False
 

@@ -323,7 +323,6 @@ class MealRec(BackbonePlugin):
     """Backbone + TCD + NPD. Subclasses pick the backbone (see ``MODELS``)."""
 
     Config = MealRecConfig
-    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Dong et al., arXiv 2603.01926"
 
     def __init__(self, config: MealRecConfig, dataset):

@@ -47,7 +47,6 @@ class BackbonePlugin(SequentialRecommender):
     """Base of the models that add modules to a backbone: builds the backbone from the resolved
     ``config.backbone`` and delegates item representations, scoring and the ranking loss to it."""
 
-    version = 1  # of this class's math (see mealrec/versions.py)
     backbone_name: str = ""
 
     def build_backbone(self, dataset):

@@ -337,7 +337,6 @@ class SeeDRec(BackbonePlugin):
     """Backbone + S2IDM + IPE. Subclasses pick the backbone (see ``MODELS``)."""
 
     Config = SeeDRecConfig
-    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Ma et al., IJCAI 2024"
     table2 = False
 
