@@ -67,9 +67,10 @@ def trajectory(case: str, threads: int = 1) -> dict[str, Any]:
                      model_overrides=overrides)
     res = train(run, get_dataset(DATASET, progress=False), progress=False, log=lambda s: None)
     params = [p.detach().double() for p in res.model.state_dict().values() if p.is_floating_point()]
-    sha = hashlib.sha256()
-    for p in res.model.state_dict().values():
-        sha.update(p.detach().cpu().contiguous().numpy().tobytes())
+    sha = hashlib.sha256()  # of the tensors' digests, sorted: renaming or reordering modules keeps it
+    for digest in sorted(hashlib.sha256(p.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+                         for p in res.model.state_dict().values()):
+        sha.update(digest.encode())
     return {
         "case": case, "model": model, "overrides": overrides, "versions": model_versions(model),
         "recorded_on": _machine(threads),

@@ -98,6 +98,31 @@ class TransformerEncoder(nn.Module):
         return x
 
 
+class SequenceEncoder(nn.Module):
+    """SASRec's user encoder over item representations: ``+ learned position -> LayerNorm -> dropout ->
+    n_layers causal post-LN Transformer layers -> the state at the last real position``."""
+
+    def __init__(self, max_len: int, hidden: int, n_layers: int, n_heads: int, inner: int, hidden_dropout: float,
+                 attn_dropout: float):
+        super().__init__()
+        self.position_embedding = nn.Embedding(max_len, hidden)
+        self.encoder = TransformerEncoder(n_layers, hidden, n_heads, inner, hidden_dropout, attn_dropout)
+        self.norm = nn.LayerNorm(hidden, eps=LAYER_NORM_EPS)
+        self.dropout = Dropout(hidden_dropout)
+
+    def inputs(self, emb: torch.Tensor) -> torch.Tensor:
+        """``emb (B, L, d)`` item representations -> positioned, normalised inputs ``(B, L, d)``."""
+        pos = torch.arange(emb.shape[1], device=emb.device)
+        return self.dropout(self.norm(emb + self.position_embedding(pos)[None]))
+
+    def states(self, x: torch.Tensor, item_seq: torch.Tensor) -> torch.Tensor:
+        """The Transformer over inputs ``x (B, L, d)`` (causal, padding of ``item_seq`` masked) ``(B, L, d)``."""
+        return self.encoder(x, causal_padding_mask(item_seq, x.dtype))
+
+    def forward(self, emb: torch.Tensor, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        return gather_last(self.states(self.inputs(emb), item_seq), item_seq_len)  # (B, d)
+
+
 def causal_padding_mask(item_seq: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """RecBole's unidirectional mask: query i sees keys j <= i that are not padding.
     ``item_seq (B, L)`` -> additive mask ``(B, 1, L, L)`` with 0 (allowed) or -10000."""
@@ -138,6 +163,7 @@ __all__ = [
     "FeedForward",
     "TransformerLayer",
     "TransformerEncoder",
+    "SequenceEncoder",
     "causal_padding_mask",
     "bidirectional_padding_mask",
     "init_weights",

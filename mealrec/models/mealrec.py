@@ -80,6 +80,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..utils import MealRecError
+from .base import Output
 from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding
 from .layers import Dropout, FeedForward, MultiHeadAttention, TransformerEncoder, init_weights
 from .plugin import BackbonePlugin, with_backbone
@@ -369,10 +370,11 @@ class MealRec(BackbonePlugin):
         alpha = torch.softmax(logits, dim=1)  # (B, L)
         return (alpha[:, :, None] * self.visual[item_seq]).sum(1)  # (B, d_v)
 
-    def _components(self, item_seq, item_seq_len):
-        """``(h, diffusion loss terms (training only), intermediate parts)``."""
+    def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> Output:
+        """``h (B, d)``; parts: the diffusion losses (training only) and the frames before and after TCD."""
+        item_seq, item_seq_len = batch["item_seq"], batch["item_seq_len"]
         terms: dict[str, torch.Tensor] = {}
-        x0 = self.backbone(item_seq, item_seq_len)  # (B, d)
+        x0 = self.backbone.user_state(item_seq, item_seq_len)  # (B, d)
         last = item_seq.gather(1, (item_seq_len - 1)[:, None]).squeeze(1)  # (B,)
         frames = self.frames[last].float()  # (B, K, d_v)
         if self.use_tcd:
@@ -399,43 +401,17 @@ class MealRec(BackbonePlugin):
             h = self.npd_diffusion.reverse(fn, x_T, grad_steps=self.config.grad_steps)  # as in evaluation
         else:
             h = x0 + self.fusion(torch.cat([x0, tokens.mean(1), text], dim=-1))
-        return h, terms, {"x0": x0, "frames_before": z0, "frames_after": frames_out}
+        return Output(h, {**terms, "x0": x0, "frames_before": z0, "frames_after": frames_out}, logs=terms)
 
-    # ------------------------------------------------------------------ contract
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        return self._components(item_seq, item_seq_len)[0]
+    def auxiliary_losses(self, out: Output, items: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        c, p = self.config, out.parts
+        terms = {k: w * p[k] for k, w in (("tcd", c.lambda_t), ("npd", c.lambda_n)) if k in p}  # logged unweighted
+        return {**terms, **self.backbone.auxiliary_losses(out, items, batch)}
 
-    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        h, terms, _ = self._components(batch["item_seq"], batch["item_seq_len"])
-        rec = self.rec_loss(h, batch["target"])
-        out = {"rec": rec.detach()}
-        total = rec
-        if "tcd" in terms:
-            total = total + self.config.lambda_t * terms["tcd"]
-            out["tcd"] = terms["tcd"].detach()
-        if "npd" in terms:
-            total = total + self.config.lambda_n * terms["npd"]
-            out["npd"] = terms["npd"].detach()
-        for k, v in self.backbone.auxiliary_losses(batch).items():
-            total = total + v
-            out[k] = v.detach()
-        out["loss"] = total
-        return out
-
-    @torch.inference_mode()
-    def export_representations(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """For Figure 7: final user representation, target item embedding, and the last item's
-        frame representations before and after TCD (``(B, K, d)`` each)."""
-        was = self.training
-        self.eval()
-        h, _, parts = self._components(batch["item_seq"], batch["item_seq_len"])
-        self.train(was)
-        return {
-            "user": h,
-            "target_item": self.item_representations()[batch["target"]],
-            "frames_before": parts["frames_before"],
-            "frames_after": parts["frames_after"],
-        }
+    def export_parts(self, out: Output, items: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Also the last item's frame representations before and after TCD (``(B, K, d)`` each)."""
+        return {**super().export_parts(out, items, batch), "frames_before": out.parts["frames_before"],
+                "frames_after": out.parts["frames_after"]}
 
 
 class MealRecSASRec(MealRec):

@@ -144,28 +144,10 @@ class MoRec(SASRec):
         return e * keep
 
     # ------------------------------------------------------------------ user side
-    def embed(self, item_seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        """Input embeddings ``(B, L, d)``: encoded items + position, LayerNorm, dropout.
-        ``table``: precomputed :meth:`item_representations` (one encoder pass per step)."""
-        table = self.item_representations() if table is None else table  # (n_items, d)
-        pos = torch.arange(item_seq.shape[1], device=item_seq.device)
-        x = F.embedding(item_seq, table) + self.position_embedding(pos)[None]  # (B, L, d)
-        return self.dropout(self.norm(x))
+    def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        """SASRec over the encoded items of the sequence (``items``: this step's table, shared with scoring)."""
+        item_seq = batch["item_seq"]
+        x = self.seq.inputs(F.embedding(item_seq, items))  # (B, L, d)
+        return gather_last(self.encode(x, item_seq), batch["item_seq_len"])  # (B, d)
 
-    def user_state(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        out = self.encode(self.embed(item_seq, table), item_seq)  # (B, L, d)
-        return gather_last(out, item_seq_len)  # (B, d)
 
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        return self.user_state(item_seq, item_seq_len, self.item_representations())
-
-    # ------------------------------------------------------------------ training / scoring
-    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        table = self.item_representations()  # (n_items, d), shared by input and scoring sides
-        h = self.user_state(batch["item_seq"], batch["item_seq_len"], table)  # (B, d)
-        rec = F.cross_entropy(h @ table.T, batch["target"])
-        return {"loss": rec, "rec": rec.detach()}
-
-    def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        table = self.item_representations()
-        return self.user_state(batch["item_seq"], batch["item_seq_len"], table) @ table.T  # (B, n_items)

@@ -129,7 +129,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..utils import MealRecError
-from .layers import Dropout, causal_padding_mask, gather_last
+from .base import Output
+from .layers import Dropout
 from .sasrec import SASRec, SASRecConfig
 
 INSERT_POLICIES = ("truncate", "skip")
@@ -558,28 +559,50 @@ class SSDRec(SASRec):
     def encode_kept(self, ids, raw, keep):
         """SASRec over the kept items: ``(B, d)``."""
         kept_ids, kept_emb, kept_len = compact(ids, raw * keep[..., None], keep > 0.5)
-        pos = torch.arange(ids.shape[1], device=ids.device)
-        x = self.dropout(self.norm(kept_emb + self.position_embedding(pos)[None]))
-        out = self.encoder(x, causal_padding_mask(kept_ids, x.dtype))  # (B, L, d)
-        return gather_last(out, kept_len.clamp(min=1))
+        return self.seq(kept_emb, kept_ids, kept_len.clamp(min=1))  # (B, d)
 
     # ------------------------------------------------------------------ contract
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, user: torch.Tensor | None = None) -> torch.Tensor:
-        """Evaluation path (no augmentation, as the reference): de-noise the sequence with
-        ``argmax`` decisions, encode the kept items. The item-level query is the user's
-        embedding (without ``user``: the last item's embedding)."""
-        item_seq = self._inputs(item_seq, item_seq_len)
-        E = self.item_embedding.weight
-        item_ctx = self.relations.items(E, self.user_embedding.weight)  # (N, d)
-        if user is not None:
-            query = self.user_embedding(user)
-        else:
-            query = self.item_embedding(item_seq.gather(1, (item_seq_len - 1).clamp(min=0)[:, None]).squeeze(1))
-        keep, raw, _ = self.denoise(item_seq, item_ctx[item_seq], item_seq_len, query, hard_sample=self.training)
-        return self.encode_kept(item_seq, raw, keep)
+    def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor | Output:
+        """Training: augment, de-noise with Gumbel decisions, encode the kept items (parts: what the
+        curriculum and the reconstruction loss read). Evaluation (no augmentation, as the reference):
+        ``argmax`` decisions, the item-level query being the user's embedding (without ``user``: the
+        last item's embedding)."""
+        lens, user = batch["item_seq_len"], batch.get("user")
+        item_seq = self._inputs(batch["item_seq"], lens)
+        E, P = self.item_embedding.weight, self.user_embedding.weight
+        if not self.training:
+            item_ctx = self.relations.items(E, P)  # (N, d)
+            if user is not None:
+                query = self.user_embedding(user)
+            else:
+                query = self.item_embedding(item_seq.gather(1, (lens - 1).clamp(min=0)[:, None]).squeeze(1))
+            keep, raw, _ = self.denoise(item_seq, item_ctx[item_seq], lens, query, hard_sample=False)
+            return self.encode_kept(item_seq, raw, keep)
+        B = item_seq.shape[0]
+        drop = self.curriculum_rate()
+        self._advance_schedules(B)
+        item_ctx = self.relations.items(E, P)  # (N, d)
+        user_ctx = self.relations.users(user, E, P)  # (B, d)
+        ids, ctx_emb, aug_len, augmented = self.augment(item_seq, lens, user, item_ctx, user_ctx)
+        keep, raw, recon = self.denoise(ids, ctx_emb, aug_len, self.item_embedding(batch["target"]), hard_sample=True)
+        logs = {"augmented": augmented.float().mean(), "kept": keep.detach().sum() / ids.gt(0).sum().clamp(min=1)}
+        return Output(self.encode_kept(ids, raw, keep), {"recon": recon, "drop": drop, "ids": ids}, logs)
 
-    def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.score(self.forward(batch["item_seq"], batch["item_seq_len"], batch["user"]))
+    def rec_loss(self, out: Output, items: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy over the instances easiest to reconstruct (the curriculum keeps ``1 - drop`` of them)."""
+        if "recon" not in out.parts:
+            return super().rec_loss(out, items, batch)
+        ce = F.cross_entropy(self.score(out.h, items), batch["target"], reduction="none")  # (B,)
+        n_keep = max(1, int((1.0 - out.parts["drop"]) * ce.shape[0]))
+        out.parts["chosen"] = out.parts["recon"].detach().argsort()[:n_keep]
+        return ce[out.parts["chosen"]].mean()
+
+    def auxiliary_losses(self, out: Output, items: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if "chosen" not in out.parts:
+            return {}
+        p = out.parts
+        user_term = self.user_bpr_filter(p["ids"], batch["user"], self.config.curriculum_drop - p["drop"])
+        return {"recon": p["recon"][p["chosen"]].mean(), "user_bpr": user_term}
 
     def user_bpr_filter(self, ids, user, drop_rate: float) -> torch.Tensor:
         """The reference's ``loss_filter``: BPR of the user embedding for each sequence item against
@@ -595,45 +618,3 @@ class SSDRec(SASRec):
             rank = loss.detach().masked_fill(~mask, -1.0).argsort(dim=1, descending=True).argsort(dim=1)
             loss = loss * (rank >= n_drop[:, None])
         return loss.sum(dim=-1).mean()
-
-    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if not self.training:
-            h = self.forward(batch["item_seq"], batch["item_seq_len"], batch["user"])
-            rec = self.rec_loss(h, batch["target"])
-            return {"loss": rec, "rec": rec.detach()}
-        lens, user, target = batch["item_seq_len"], batch["user"], batch["target"]
-        item_seq = self._inputs(batch["item_seq"], lens)
-        B = item_seq.shape[0]
-        drop = self.curriculum_rate()
-        self._advance_schedules(B)
-
-        E, P = self.item_embedding.weight, self.user_embedding.weight
-        item_ctx = self.relations.items(E, P)  # (N, d)
-        user_ctx = self.relations.users(user, E, P)  # (B, d)
-        ids, ctx_emb, aug_len, augmented = self.augment(item_seq, lens, user, item_ctx, user_ctx)
-        keep, raw, recon = self.denoise(ids, ctx_emb, aug_len, self.item_embedding(target), hard_sample=True)
-        h = self.encode_kept(ids, raw, keep)  # (B, d)
-        ce = F.cross_entropy(self.score(h), target, reduction="none")  # (B,)
-
-        n_keep = max(1, int((1.0 - drop) * B))
-        chosen = recon.detach().argsort()[:n_keep]  # the instances easiest to reconstruct
-        rec = ce[chosen].mean()
-        recon_term = recon[chosen].mean()
-        user_term = self.user_bpr_filter(ids, user, self.config.curriculum_drop - drop)
-        total = rec + recon_term + user_term
-        return {
-            "loss": total,
-            "rec": rec.detach(),
-            "recon": recon_term.detach(),
-            "user_bpr": user_term.detach(),
-            "augmented": augmented.float().mean().detach(),
-            "kept": (keep.detach().sum() / ids.gt(0).sum().clamp(min=1)).detach(),
-        }
-
-    @torch.inference_mode()
-    def export_representations(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        was = self.training
-        self.eval()
-        h = self.forward(batch["item_seq"], batch["item_seq_len"], batch.get("user"))
-        self.train(was)
-        return {"user": h, "target_item": self.item_representations()[batch["target"]]}

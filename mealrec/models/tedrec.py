@@ -189,10 +189,7 @@ class TedRec(SASRec):
     def embed(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Input embeddings ``(B, L, d)`` for ``item_seq (B, max_len)``: fused ID/text + position,
         LayerNorm, dropout."""
-        fused = self.fuse(self.item_embedding(item_seq), self.text_embed(item_seq))  # (B, L, d)
-        pos = torch.arange(item_seq.shape[1], device=item_seq.device)
-        x = fused + self.position_embedding(pos)[None]  # (B, L, d)
-        return self.dropout(self.norm(x))
+        return self.seq.inputs(self.fuse(self.item_embedding(item_seq), self.text_embed(item_seq)))  # (B, L, d)
 
     def _pad(self, item_seq: torch.Tensor) -> torch.Tensor:
         L = item_seq.shape[1]
@@ -200,13 +197,12 @@ class TedRec(SASRec):
             raise ValueError(f"item_seq has {L} columns, more than max_len={self.max_len}")
         return F.pad(item_seq, (0, self.max_len - L)) if L < self.max_len else item_seq  # (B, max_len)
 
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        return super().forward(self._pad(item_seq), item_seq_len)  # (B, d)
+    def user_state(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        return super().user_state(self._pad(item_seq), item_seq_len)  # (B, d)
 
     def item_representations(self) -> torch.Tensor:
         return self.item_embedding.weight  # (n_items, d): ID embeddings only, as the reference
 
-    def score(self, h: torch.Tensor) -> torch.Tensor:
+    def score(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Cosine similarity over the temperature, ``(B, n_items)``."""
-        items = F.normalize(self.item_representations(), dim=-1)  # (n_items, d)
-        return F.normalize(h, dim=-1) @ items.T / self.config.temperature  # (B, n_items)
+        return F.normalize(h, dim=-1) @ F.normalize(items, dim=-1).T / self.config.temperature  # (B, n_items)
