@@ -169,10 +169,10 @@ def test_frame_conv_equals_conv1d():
 
 
 def test_truncated_chain_gradient_keeps_values_and_reaches_x_T():
-    from mealrec.models.diffusion import GaussianDiffusion
+    from mealrec.models.diffusion import GaussianDiffusion, linear_beta_schedule
 
     torch.manual_seed(0)
-    diff = GaussianDiffusion(6)
+    diff = GaussianDiffusion(linear_beta_schedule(6))
     W = torch.nn.Linear(4, 4)
     fn = lambda x, t: x + 0.1 * torch.tanh(W(x))  # noqa: E731
     x_T = torch.randn(3, 4, requires_grad=True)
@@ -258,10 +258,10 @@ def test_default_chains_start_from_most_of_their_latent(name):
     """The deterministic chains start at sqrt(abar_T) times their latent; a schedule that corrupts heavily at T
     made TCD's and NPD's outputs ignore the item's frames and the user's history on the positive controls."""
     from mealrec.experiments import run_config
-    from mealrec.models.diffusion import GaussianDiffusion
+    from mealrec.models.diffusion import GaussianDiffusion, make_schedule
     cfg = run_config(name, "synthetic-tiny").model_config  # the model file and dataset overrides applied
     for T in (5, 10, 15, 20, 25):  # Figure 4's axis
-        abar_T = GaussianDiffusion(T, cfg.schedule, cfg.beta_start, cfg.beta_end).alphas_cumprod[-1].item()
+        abar_T = GaussianDiffusion(make_schedule(cfg.schedule, T, cfg.beta_start, cfg.beta_end)).alphas_cumprod[-1].item()
         assert abar_T > 0.5, f"{name}: schedule {cfg.schedule!r} leaves abar_T = {abar_T:.2g} at T = {T}"
-    heavy = GaussianDiffusion(10, "cosine").alphas_cumprod[-1].item()
+    heavy = GaussianDiffusion(make_schedule("cosine", 10)).alphas_cumprod[-1].item()
     assert heavy < 1e-3  # the alternative the controls rejected really does corrupt heavily

@@ -116,7 +116,7 @@ from torch import nn
 
 from ..utils import MealRecError
 from .base import SequentialRecommender
-from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding
+from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding, linear_beta_schedule
 from .layers import LAYER_NORM_EPS, Dropout, bidirectional_padding_mask
 
 SCHEDULES = ("trunc_lin", "linear")
@@ -252,22 +252,11 @@ class DiQDiff(SequentialRecommender):
         self.out_norm = nn.LayerNorm(d, eps=LAYER_NORM_EPS)
         # diffusion process on the target embedding
         beta_start, beta_end = diffurec_betas(c.schedule, c.diffusion_steps)
-        self.diffusion = GaussianDiffusion(c.diffusion_steps, "linear", beta_start, beta_end)
-        self._set_sampling_chain(respaced_steps(c.diffusion_steps, c.sample_steps))
-
-    # ------------------------------------------------------------------ diffusion helpers
-    def _set_sampling_chain(self, steps: list[int]) -> None:
-        """Posterior-mean coefficients of the (respaced) reverse chain over ``steps`` (descending)."""
-        abar_all = self.diffusion.alphas_cumprod.double()  # (T,)
-        asc = sorted(steps)
-        abar = abar_all[torch.tensor(asc) - 1]  # (k,)
-        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
-        betas = 1 - abar / abar_prev
-        coef1 = betas * abar_prev.sqrt() / (1 - abar)
-        coef2 = (1 - abar_prev) * (1 - betas).sqrt() / (1 - abar)
-        self.sample_schedule = asc[::-1]
-        self.register_buffer("sample_coef1", coef1.flip(0).float(), persistent=False)
-        self.register_buffer("sample_coef2", coef2.flip(0).float(), persistent=False)
+        self.diffusion = GaussianDiffusion(linear_beta_schedule(c.diffusion_steps, beta_start, beta_end))
+        # the reverse chain at inference, over the respaced steps
+        self.sample_schedule, coef1, coef2 = self.diffusion.respaced(respaced_steps(c.diffusion_steps, c.sample_steps))
+        self.register_buffer("sample_coef1", coef1, persistent=False)
+        self.register_buffer("sample_coef2", coef2, persistent=False)
 
     def _time_input(self, t: torch.Tensor) -> torch.Tensor:
         t0 = (t - 1).float()  # the reference's 0-based step
@@ -339,13 +328,9 @@ class DiQDiff(SequentialRecommender):
             t = self.diffusion.sample_t(x0.shape[0], x0.device)
             return self.denoise(G, mask, self.diffusion.q_sample(x0, t), t)  # (B, d)
         G = self.guidance(S, self.quantize(S))
-        x_t = S.new_zeros(S.shape[0], S.shape[-1])  # x_T = prior mean
-        x0_hat = x_t
-        for i, step in enumerate(self.sample_schedule):
-            t = torch.full((S.shape[0],), step, dtype=torch.long, device=S.device)
-            x0_hat = self.denoise(G, mask, x_t, t)
-            x_t = self.sample_coef1[i] * x0_hat + self.sample_coef2[i] * x_t
-        return x0_hat
+        x_T = S.new_zeros(S.shape[0], S.shape[-1])  # the prior mean
+        chain = (self.sample_schedule, self.sample_coef1, self.sample_coef2)
+        return self.diffusion.reverse(lambda x_t, t: self.denoise(G, mask, x_t, t), x_T, chain=chain)
 
     def item_representations(self) -> torch.Tensor:
         return self.item_embedding.weight  # (n_items, d)

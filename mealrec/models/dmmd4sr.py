@@ -89,7 +89,7 @@ from torch import nn
 
 from ..utils import MealRecError
 from .base import Output, SequentialRecommender
-from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding
+from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding, make_schedule
 from .layers import LAYER_NORM_EPS, SequenceEncoder, init_weights
 
 MODALITIES = ("id", "text", "visual")
@@ -163,7 +163,7 @@ class DMMD4SR(SequentialRecommender):
                                                           c.attn_dropout) for m in MODALITIES})
         self.interest_denoisers = nn.ModuleDict({m: SkipDenoiser(d, c.denoiser_inner) for m in MODALITIES})  # level 2
         self.uncertainty_heads = nn.ModuleDict({m: nn.Linear(d, 1) for m in MODALITIES})
-        self.diffusion = GaussianDiffusion(c.steps, c.schedule, c.beta_start, c.beta_end)
+        self.diffusion = GaussianDiffusion(make_schedule(c.schedule, c.steps, c.beta_start, c.beta_end))
         self.apply(lambda mod: init_weights(mod, c.initializer_range))
 
     # ------------------------------------------------------------------ level 1: items

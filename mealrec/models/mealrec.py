@@ -81,7 +81,7 @@ from torch import nn
 
 from ..utils import MealRecError
 from .base import Output
-from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding
+from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding, make_schedule
 from .layers import Dropout, FeedForward, MultiHeadAttention, TransformerEncoder, init_weights
 from .plugin import BackbonePlugin, with_backbone
 
@@ -219,7 +219,7 @@ class TCD(nn.Module):
         self.encoder = TransformerEncoder(cfg.tcd_layers, d, cfg.n_heads, 4 * d, cfg.dropout, cfg.dropout)
         self.ctx_proj = nn.Linear(d_v, d)
         self.denoiser = TemporalUNet(d, cfg.unet_channels, cfg.n_heads, cfg.dropout)
-        self.diffusion = GaussianDiffusion(cfg.steps, cfg.schedule, cfg.beta_start, cfg.beta_end)
+        self.diffusion = GaussianDiffusion(make_schedule(cfg.schedule, cfg.steps, cfg.beta_start, cfg.beta_end))
         self.grad_steps = cfg.grad_steps
         self.detach_inputs = cfg.diffusion_grad == "denoisers"
         nn.init.normal_(self.pos, std=0.02)
@@ -346,7 +346,8 @@ class MealRec(BackbonePlugin):
             self.frame_norm, self.text_norm = nn.LayerNorm(d), nn.LayerNorm(d)
         if self.use_npd:
             self.npd = NPDDenoiser(d, config)
-            self.npd_diffusion = GaussianDiffusion(config.steps, config.schedule, config.beta_start, config.beta_end)
+            self.npd_diffusion = GaussianDiffusion(make_schedule(config.schedule, config.steps, config.beta_start,
+                                                             config.beta_end))
         else:
             self.fusion = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.Linear(d, d))
         for name, m in self.named_children():

@@ -102,13 +102,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data.sememes import SememeMatrix, sememes_for
 from ..utils import MealRecError, cache_dir
 from .cl4srec import CL4SRec, info_nce
-from .diffusion import GaussianDiffusion
+from .diffusion import GaussianDiffusion, step_features
 from .layers import gather_last, init_weights
 from .plugin import BackbonePlugin, with_backbone
 
@@ -162,17 +161,9 @@ class SememeDiffusion(GaussianDiffusion):
     SNR-weighted x0 loss. Steps are 1-based as in the parent class."""
 
     def __init__(self, T: int, noise_scale: float, noise_min: float, noise_max: float, history: int = 10):
-        super().__init__(T)
         betas = linear_var_betas(T, noise_scale, noise_min, noise_max)
-        alphas = 1.0 - betas
-        abar = torch.cumprod(alphas, 0)
-        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
-        self.betas = betas.float()
-        self.alphas_cumprod = abar.float()
-        self.sqrt_alphas_cumprod = abar.sqrt().float()
-        self.sqrt_one_minus_alphas_cumprod = (1 - abar).sqrt().float()
-        self.posterior_mean_coef1 = (betas * abar_prev.sqrt() / (1 - abar)).float()
-        self.posterior_mean_coef2 = ((1 - abar_prev) * alphas.sqrt() / (1 - abar)).float()
+        super().__init__(betas)
+        abar = torch.cumprod(1.0 - betas, 0)
         snr = abar / (1 - abar)
         weight = torch.ones(T, dtype=torch.float64)
         weight[1:] = snr[:-1] - snr[1:]  # g(t) = SNR(t-1) - SNR(t); 1 at the first step
@@ -208,15 +199,6 @@ class SememeDiffusion(GaussianDiffusion):
         return (loss / pt).mean().float()
 
 
-def step_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal embedding of the 0-based step ``t - 1`` ([cos, sin], as DiffRec's DNN)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
-    args = (t - 1).float()[:, None] * freqs[None]
-    emb = torch.cat([args.cos(), args.sin()], dim=-1)
-    return F.pad(emb, (0, dim % 2))
-
-
 class SememeDenoiser(nn.Module):
     """``x0_hat = W_2 tanh(W_1 [drop(x_t); W_e E(t)])`` (DiffRec's DNN with one hidden layer)."""
 
@@ -233,7 +215,7 @@ class SememeDenoiser(nn.Module):
             nn.init.normal_(lin.bias, 0.0, 0.001)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        e = self.emb(step_embedding(t, self.t_dim).to(x_t.device))
+        e = self.emb(step_features((t - 1).to(x_t.device), self.t_dim, cos_first=True))  # the 0-based step, as DiffRec
         return self.out(torch.tanh(self.inp(torch.cat([self.drop(x_t), e], dim=-1))))
 
 
