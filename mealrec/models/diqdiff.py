@@ -117,7 +117,7 @@ from torch import nn
 from ..utils import MealRecError
 from .base import SequentialRecommender
 from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding, linear_beta_schedule
-from .layers import LAYER_NORM_EPS, Dropout, bidirectional_padding_mask
+from .layers import LAYER_NORM_EPS, Dropout, attend, bidirectional_padding_mask
 
 SCHEDULES = ("trunc_lin", "linear")
 
@@ -203,12 +203,8 @@ class PreLNBlock(nn.Module):
             nn.init.xavier_normal_(lin.weight)
 
     def attention(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        B, L, d = x.shape
-        h = self.n_heads
-        q, k, v = (lin(x).view(B, L, h, d // h).transpose(1, 2) for lin in (self.q, self.k, self.v))  # (B, h, L, dh)
         p = self.attn_dropout if self.training else 0.0
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, L, dh)
-        return self.out(ctx.transpose(1, 2).reshape(B, L, d))
+        return self.out(attend(self.q(x), self.k(x), self.v(x), self.n_heads, mask, p))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x + self.drop1(self.attention(self.norm1(x), mask))

@@ -34,6 +34,19 @@ class Dropout(nn.Module):
         return x * keep * (1.0 / (1.0 - self.p))
 
 
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_heads: int, mask: torch.Tensor | None,
+           dropout_p: float = 0.0) -> torch.Tensor:
+    """Scaled dot-product attention over ``n_heads`` heads of projected queries ``(B, L, d)`` and keys and
+    values ``(B, Lk, d)``; ``mask`` additive, broadcastable to ``(B, h, L, Lk)``. Returns ``(B, L, d)``."""
+    B, L, d = q.shape
+    Lk = k.shape[1]
+    q = q.view(B, L, n_heads, d // n_heads).transpose(1, 2)  # (B, h, L, dh)
+    k = k.view(B, Lk, n_heads, d // n_heads).transpose(1, 2)
+    v = v.view(B, Lk, n_heads, d // n_heads).transpose(1, 2)
+    ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # (B, h, L, dh)
+    return ctx.transpose(1, 2).reshape(B, L, d)
+
+
 class MultiHeadAttention(nn.Module):
     def __init__(self, hidden: int, n_heads: int, attn_dropout: float, hidden_dropout: float):
         super().__init__()
@@ -50,16 +63,9 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         # x (B, L, d); mask additive, broadcastable to (B, h, L, Lk); context (B, Lk, d) or None (self-attention)
-        B, L, d = x.shape
         kv = x if context is None else context
-        Lk = kv.shape[1]
-        h = self.n_heads
-        q = self.query(x).view(B, L, h, d // h).transpose(1, 2)  # (B, h, L, dh)
-        k = self.key(kv).view(B, Lk, h, d // h).transpose(1, 2)
-        v = self.value(kv).view(B, Lk, h, d // h).transpose(1, 2)
         p = self.attn_dropout if self.training else 0.0
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, L, dh)
-        ctx = ctx.transpose(1, 2).reshape(B, L, d)
+        ctx = attend(self.query(x), self.key(kv), self.value(kv), self.n_heads, mask, p)  # (B, L, d)
         return self.norm(self.out_dropout(self.dense(ctx)) + x)
 
 
@@ -158,6 +164,7 @@ def gather_last(output: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tenso
 
 
 __all__ = [
+    "attend",
     "Dropout",
     "MultiHeadAttention",
     "FeedForward",
