@@ -89,6 +89,7 @@ from torch import nn
 
 from ..utils import MealRecError
 from .base import Output, SequentialRecommender
+from .sasrec import SASRecConfig
 from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding, make_schedule
 from .layers import LAYER_NORM_EPS, SequenceEncoder, init_weights
 
@@ -98,14 +99,9 @@ FUSIONS = ("uncertainty", "mean")
 
 
 @dataclass
-class DMMD4SRConfig:
-    hidden_size: int = 64
-    inner_size: int = 256
-    n_layers: int = 2
-    n_heads: int = 2
-    hidden_dropout: float = 0.5
-    attn_dropout: float = 0.5
-    initializer_range: float = 0.02
+class DMMD4SRConfig(SASRecConfig):
+    """The sequence encoders' settings (SASRec's) plus DMMD4SR's own."""
+
     steps: int = 10  # T of both diffusion levels
     schedule: str = "linear"
     beta_start: float = 0.0001
@@ -159,8 +155,7 @@ class DMMD4SR(SequentialRecommender):
             "visual": nn.Sequential(nn.Linear(visual.shape[1], d), nn.LayerNorm(d, eps=LAYER_NORM_EPS)),
         })
         self.item_denoisers = nn.ModuleDict({m: SkipDenoiser(d, c.denoiser_inner) for m in CONTENT})  # level 1
-        self.encoders = nn.ModuleDict({m: SequenceEncoder(self.max_len, d, c.n_layers, c.n_heads, c.inner_size, c.hidden_dropout,
-                                                          c.attn_dropout) for m in MODALITIES})
+        self.encoders = nn.ModuleDict({m: SequenceEncoder.of(c, self.max_len) for m in MODALITIES})
         self.interest_denoisers = nn.ModuleDict({m: SkipDenoiser(d, c.denoiser_inner) for m in MODALITIES})  # level 2
         self.uncertainty_heads = nn.ModuleDict({m: nn.Linear(d, 1) for m in MODALITIES})
         self.diffusion = GaussianDiffusion(make_schedule(c.schedule, c.steps, c.beta_start, c.beta_end))

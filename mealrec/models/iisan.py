@@ -110,23 +110,17 @@ from ..data.layerwise import text_layers as load_text_layers
 from ..data.layerwise import visual_layers as load_visual_layers
 from ..utils import MealRecError
 from .base import SequentialRecommender
+from .sasrec import SASRecConfig
 from .layers import SequenceEncoder, init_weights
 
 ALIGN_CHOICES = ("narrower", "text", "visual")
 
 
 @dataclass
-class SideAdapterConfig:
-    """Settings shared by IISAN and IISAN-Versa."""
+class SideAdapterConfig(SASRecConfig):
+    """Settings shared by IISAN and IISAN-Versa: the SASRec user encoder's (MealRec paper's backbone
+    size, sasrec.yaml), then the side adapter networks'."""
 
-    # SASRec user encoder (MealRec paper's backbone size, sasrec.yaml)
-    hidden_size: int = 64
-    inner_size: int = 256
-    n_layers: int = 2
-    n_heads: int = 2
-    hidden_dropout: float = 0.5
-    attn_dropout: float = 0.5
-    initializer_range: float = 0.02
     # side adapter networks
     text_adapter_down: int = 64  # bottleneck of the text SAN's adapters (bert_adapter_down_size)
     visual_adapter_down: int = 64  # bottleneck of the visual SAN's adapters (cv_adapter_down_size)
@@ -261,7 +255,7 @@ class SideAdapterRecommender(SequentialRecommender):
         self.d_text, self.d_visual, self.d_mm = d_t, d_v, d_m
 
         # --- user encoder (SASRec), initialised as the library's SASRec
-        self.seq = SequenceEncoder(self.max_len, h, c.n_layers, c.n_heads, c.inner_size, c.hidden_dropout, c.attn_dropout)
+        self.seq = SequenceEncoder.of(c, self.max_len)
         self.apply(lambda m: init_weights(m, c.initializer_range))
 
         # --- side adapter networks (created after init_weights: reference initialisation)

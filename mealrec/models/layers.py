@@ -116,6 +116,11 @@ class SequenceEncoder(nn.Module):
         self.norm = nn.LayerNorm(hidden, eps=LAYER_NORM_EPS)
         self.dropout = Dropout(hidden_dropout)
 
+    @classmethod
+    def of(cls, c, max_len: int) -> "SequenceEncoder":
+        """From a configuration with SASRec's encoder fields (``hidden_size``, ``n_layers``, ...)."""
+        return cls(max_len, c.hidden_size, c.n_layers, c.n_heads, c.inner_size, c.hidden_dropout, c.attn_dropout)
+
     def inputs(self, emb: torch.Tensor) -> torch.Tensor:
         """``emb (B, L, d)`` item representations -> positioned, normalised inputs ``(B, L, d)``."""
         pos = torch.arange(emb.shape[1], device=emb.device)

@@ -47,8 +47,7 @@ class SASRec(SequentialRecommender):
         super().__init__(config, dataset)
         c = config
         self.item_embedding = nn.Embedding(self.n_items, c.hidden_size, padding_idx=0)
-        self.seq = SequenceEncoder(self.max_len, c.hidden_size, c.n_layers, c.n_heads, c.inner_size, c.hidden_dropout,
-                                   c.attn_dropout)
+        self.seq = SequenceEncoder.of(c, self.max_len)
         self.apply(lambda m: init_weights(m, c.initializer_range))
 
     def embed(self, item_seq: torch.Tensor) -> torch.Tensor:
