@@ -35,7 +35,9 @@ def target_ranks(scores: torch.Tensor, target: torch.Tensor, exclude_padding: bo
     ``scores (B, n_items)``, ``target (B,)`` -> ``(B,)`` int64.
     """
     if scores.dim() != 2 or target.dim() != 1 or scores.shape[0] != target.shape[0]:
-        raise MealRecError(f"scores must be (B, n_items) and target (B,), got {tuple(scores.shape)} and {tuple(target.shape)}")
+        raise MealRecError(
+            f"scores must be (B, n_items) and target (B,), got {tuple(scores.shape)} and {tuple(target.shape)}"
+        )
     if torch.isnan(scores).any():
         raise MealRecError("the model produced NaN scores; evaluation cannot rank them")
     if exclude_padding and (target == 0).any():

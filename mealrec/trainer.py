@@ -29,7 +29,10 @@ from . import __version__
 from .config import RunConfig
 from .evaluation import evaluate
 from .models import build_model
-from .utils import MealRecError, PeakMemory, Timer, current_memory_mb, atomic_path, resolve_device, save_npz_atomic, seed_everything, write_json_atomic
+from .utils import (
+    MealRecError, PeakMemory, Timer, current_memory_mb, atomic_path, resolve_device, save_npz_atomic, seed_everything,
+    write_json_atomic,
+)
 
 
 @dataclass
@@ -48,7 +51,8 @@ class RunResult:
     paths: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        d = {k: getattr(self, k) for k in ("config", "dataset", "history", "best_epoch", "valid", "test", "n_parameters", "environment", "timing", "paths")}
+        d = {k: getattr(self, k) for k in ("config", "dataset", "history", "best_epoch", "valid", "test",
+                                           "n_parameters", "environment", "timing", "paths")}
         return d
 
 
