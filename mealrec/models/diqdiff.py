@@ -95,12 +95,8 @@ Departures from the reference:
   reference's ``[positive, negatives]`` logits with label 0.
 * **Item embeddings start at ``N(0, emb_init_std^2)`` with ``emb_init_std`` = 0.02**, not
   the reference's ``N(0, 1)`` (``nn.Embedding``'s default; set ``emb_init_std: 1.0`` to get
-  it back). With ``N(0, 1)`` the first logits ``<x0_hat, E_j>`` are large and the training
-  cross-entropy averages about 30 nats over the first epoch on microlens-small against
-  ``ln(7126)`` = 8.87 for a uniform guess; ``benchmarks/diagnose_diqdiff_init.py`` measured
-  valid NDCG@10 .0016 (N(0, 1)) against .0137 (std 0.02) after 8 epochs there
-  (``benchmarks/results/2026-11-23/diqdiff-init-microlens-small.json``), and the run under
-  the reference's initialisation early-stopped near chance level. 0.02 is the std the other
+  it back): with ``N(0, 1)`` the first logits ``<x0_hat, E_j>`` are large and the run learns
+  barely above chance (measured in the book's implementation notes). 0.02 is the std the other
   Transformer recommenders in this library use. The other weights follow the reference
   (PyTorch defaults: uniform Linear; Xavier-normal feed-forward and attention-output
   weights). Dropout masks come from :class:`~mealrec.models.layers.Dropout` (``torch.rand``;

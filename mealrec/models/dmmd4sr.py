@@ -145,7 +145,8 @@ class DMMD4SR(SequentialRecommender):
         text, visual = feats.text.detach().float(), feats.visual.detach().float()
         for name, f in (("text", text), ("visual", visual)):
             if f.dim() != 2 or f.shape[0] != self.n_items:
-                raise MealRecError(f"dmmd4sr: {name} features must be (n_items={self.n_items}, dim), got {tuple(f.shape)}")
+                raise MealRecError(
+                    f"dmmd4sr: {name} features must be (n_items={self.n_items}, dim), got {tuple(f.shape)}")
         self.register_buffer("text_features", text.clone(), persistent=False)
         self.register_buffer("visual_features", visual.clone(), persistent=False)
         d = c.hidden_size

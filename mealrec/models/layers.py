@@ -92,7 +92,8 @@ class TransformerLayer(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    def __init__(self, n_layers: int, hidden: int, n_heads: int, inner: int, hidden_dropout: float, attn_dropout: float):
+    def __init__(self, n_layers: int, hidden: int, n_heads: int, inner: int, hidden_dropout: float,
+                 attn_dropout: float):
         super().__init__()
         self.layers = nn.ModuleList(
             TransformerLayer(hidden, n_heads, inner, hidden_dropout, attn_dropout) for _ in range(n_layers)

@@ -404,7 +404,8 @@ class MealRec(BackbonePlugin):
             h = x0 + self.fusion(torch.cat([x0, tokens.mean(1), text], dim=-1))
         return Output(h, {**terms, "x0": x0, "frames_before": z0, "frames_after": frames_out}, logs=terms)
 
-    def auxiliary_losses(self, out: Output, items: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def auxiliary_losses(self, out: Output, items: torch.Tensor, batch: dict[str, torch.Tensor]
+                         ) -> dict[str, torch.Tensor]:
         c, p = self.config, out.parts
         terms = {k: w * p[k] for k, w in (("tcd", c.lambda_t), ("npd", c.lambda_n)) if k in p}  # logged unweighted
         return {**terms, **self.backbone.auxiliary_losses(out, items, batch)}

@@ -142,7 +142,8 @@ class SeeDRecConfig:
 
 
 # --------------------------------------------------------------------------- S2IDM
-def linear_var_betas(T: int, noise_scale: float, noise_min: float, noise_max: float, beta_1: float = 1e-5) -> torch.Tensor:
+def linear_var_betas(T: int, noise_scale: float, noise_min: float, noise_max: float,
+                     beta_1: float = 1e-5) -> torch.Tensor:
     """DiffRec's ``linear-var`` schedule: ``1 - abar_t`` linear in ``t`` from
     ``noise_scale * noise_min`` to ``noise_scale * noise_max``; ``beta_1`` fixed (reference)."""
     var = torch.linspace(noise_scale * noise_min, noise_scale * noise_max, T, dtype=torch.float64)
@@ -258,7 +259,8 @@ class S2IDM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.denoiser = SememeDenoiser(q, cfg.denoiser_hidden, cfg.time_emb, cfg.denoiser_dropout)
-        self.diffusion = SememeDiffusion(cfg.steps, cfg.noise_scale, cfg.noise_min, cfg.noise_max, cfg.importance_history)
+        self.diffusion = SememeDiffusion(cfg.steps, cfg.noise_scale, cfg.noise_min, cfg.noise_max,
+                                         cfg.importance_history)
 
     def fit(self, x0: torch.Tensor, seed: int) -> list[float]:
         """Train on the users' ``s'_0`` rows (users with an empty distribution are skipped)."""

@@ -214,7 +214,8 @@ def degree_normalise(adj) -> tuple[torch.Tensor, torch.Tensor]:
 def _to_torch(m) -> torch.Tensor:
     m = m.tocoo()
     idx = torch.from_numpy(np.vstack([m.row, m.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(idx, torch.from_numpy(m.data.astype(np.float32)), m.shape, check_invariants=False).coalesce()
+    values = torch.from_numpy(m.data.astype(np.float32))
+    return torch.sparse_coo_tensor(idx, values, m.shape, check_invariants=False).coalesce()
 
 
 def user_item_matrix(items: np.ndarray, lens: np.ndarray, n_items: int) -> torch.Tensor:
@@ -270,7 +271,8 @@ def insertion_index(lens: torch.Tensor, p: torch.Tensor, L: int, truncate: bool)
     overflow = (lens + 2 - L).clamp(min=0)  # oldest items a full row must drop
     # a row whose drawn position would be dropped itself (p < overflow) is left as it is, so
     # the inserted items always survive the truncation
-    augmented = (p < lens) & (p >= overflow) & (torch.ones_like(lens, dtype=torch.bool) if truncate else (lens + 2 <= L))
+    fits = torch.ones_like(lens, dtype=torch.bool) if truncate else (lens + 2 <= L)
+    augmented = (p < lens) & (p >= overflow) & fits
     shift = overflow * augmented
     j = torch.arange(L, device=lens.device)[None, :] + shift[:, None]  # position in the extended sequence
     pp = p[:, None]
@@ -296,7 +298,8 @@ class GlobalRelationEncoder(nn.Module):
         self.register_buffer("a_out", a_out, persistent=False)
         self.register_buffer("r_t", r.t().coalesce(), persistent=False)  # (N, U) sparse
         self.register_buffer("windows", windows, persistent=False)  # (U, W) training items per user
-        self.register_buffer("window_mask", torch.arange(windows.shape[1])[None, :] < window_lens[:, None], persistent=False)
+        window_mask = torch.arange(windows.shape[1])[None, :] < window_lens[:, None]
+        self.register_buffer("window_mask", window_mask, persistent=False)
         self.w_in = nn.Parameter(torch.empty(d, d))
         self.w_out = nn.Parameter(torch.empty(d, d))
         self.mix = nn.Linear(2, 1)  # c_1 E + c_2 neighbours + c_0 (the reference's Conv2d(1, 1, (1, 2)))
@@ -307,7 +310,8 @@ class GlobalRelationEncoder(nn.Module):
         self.w_u = nn.Parameter(torch.empty(d, d))
         self.w_cu = nn.Parameter(torch.empty(d, d))
         self.dropout = Dropout(dropout)
-        for w in (self.w_in, self.w_out, self.w_ii, self.w_i, self.w_ci, self.w_uu, self.w_u, self.w_cu, self.mix.weight):
+        for w in (self.w_in, self.w_out, self.w_ii, self.w_i, self.w_ci, self.w_uu, self.w_u, self.w_cu,
+                  self.mix.weight):
             nn.init.xavier_uniform_(w)
 
     def items(self, item_emb: torch.Tensor, user_emb: torch.Tensor) -> torch.Tensor:
@@ -439,13 +443,15 @@ class SSDRec(SASRec):
         super().__init__(config, dataset)  # ID embedding, positions, Transformer (RecBole init)
         c = config
         if c.insert_policy not in INSERT_POLICIES:
-            raise MealRecError(f"ssdrec: insert_policy must be one of {', '.join(INSERT_POLICIES)}; got {c.insert_policy!r}")
+            raise MealRecError(
+                f"ssdrec: insert_policy must be one of {', '.join(INSERT_POLICIES)}; got {c.insert_policy!r}")
         if not c.gumbel_tau > 0 or not c.tau_min > 0:
             raise MealRecError(f"ssdrec: gumbel_tau and tau_min must be > 0, got {c.gumbel_tau}, {c.tau_min}")
         if not 0.0 <= c.curriculum_drop < 1.0:
             raise MealRecError(f"ssdrec: curriculum_drop must be in [0, 1), got {c.curriculum_drop}")
         if c.graph_window < 0 or c.min_cooccurrence < 0 or c.anneal_every < 1 or c.curriculum_epochs < 1:
-            raise MealRecError("ssdrec: graph_window and min_cooccurrence must be >= 0, anneal_every and curriculum_epochs >= 1")
+            raise MealRecError("ssdrec: graph_window and min_cooccurrence must be >= 0, "
+                               "anneal_every and curriculum_epochs >= 1")
         d, L = c.hidden_size, self.max_len
         self.n_users = dataset.n_users
         self.n_train = len(dataset.train)
@@ -455,7 +461,8 @@ class SSDRec(SASRec):
         r = user_item_matrix(windows, lens, self.n_items)
         self.user_embedding = nn.Embedding(self.n_users, d)
         nn.init.xavier_normal_(self.user_embedding.weight)
-        self.relations = GlobalRelationEncoder(d, c.graph_dropout, a_in, a_out, r, torch.from_numpy(windows), torch.from_numpy(lens))
+        self.relations = GlobalRelationEncoder(d, c.graph_dropout, a_in, a_out, r, torch.from_numpy(windows),
+                                               torch.from_numpy(lens))
         self.scorer = InconsistencyScorer(d)
         self.seq_denoiser = SequenceLevelDenoiser(d, L, c.seq_dropout)
         self.item_denoiser = ItemLevelDenoiser(d, L, c.item_dropout)
@@ -597,7 +604,8 @@ class SSDRec(SASRec):
         out.parts["chosen"] = out.parts["recon"].detach().argsort()[:n_keep]
         return ce[out.parts["chosen"]].mean()
 
-    def auxiliary_losses(self, out: Output, items: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def auxiliary_losses(self, out: Output, items: torch.Tensor, batch: dict[str, torch.Tensor]
+                         ) -> dict[str, torch.Tensor]:
         if "chosen" not in out.parts:
             return {}
         p = out.parts

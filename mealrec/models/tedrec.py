@@ -147,7 +147,8 @@ class TedRec(SASRec):
         self.register_buffer("text_features", text.clone(), persistent=False)  # frozen, not a parameter
 
         # created after SASRec's init_weights pass: initialised as in the reference
-        self.moe_adaptor = MoEAdaptor(c.n_exps, text.shape[1], c.hidden_size, self.max_len, c.adaptor_dropout, c.noisy_gating)
+        self.moe_adaptor = MoEAdaptor(c.n_exps, text.shape[1], c.hidden_size, self.max_len, c.adaptor_dropout,
+                                      c.noisy_gating)
         n_freq = self.max_len // 2 + 1
         self.complex_weight = nn.Parameter(torch.randn(1, n_freq, c.hidden_size, 2) * 0.02)  # (1, L//2+1, d, re/im)
         self.item_gating = nn.Linear(c.hidden_size, 1)
