@@ -50,7 +50,8 @@ def _normalised_source_hash(path: Path) -> str:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
             node.body = body[1:] or [ast.Pass()]
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
 
@@ -194,7 +195,8 @@ class RunStore:
 
         ``overrides``: model settings (as ``--set model.KEY=VALUE``). ``isolate``: train in a
         fresh process, so that its peak memory is that model's alone (Table 3)."""
-        run, key, path, overrides = self._resolve(model, dataset, seed, epochs, patience, dict(overrides or {}), visual_noise)
+        run, key, path, overrides = self._resolve(model, dataset, seed, epochs, patience, dict(overrides or {}),
+                                                  visual_noise)
         res = self.read_stored(path)
         if res is not None and res.get("store_key") == key and "per_user_test" in res:
             res["result_path"] = str(path)
@@ -204,14 +206,17 @@ class RunStore:
             if older is None:
                 raise MissingRunError(
                     f"{model} {_tag(overrides, visual_noise).rstrip('-') or 'default'} seed {seed} on {dataset} is "
-                    f"not stored in {self.root} (rendering never trains): `mealrec reproduce --train-missing` trains it")
+                    f"not stored in {self.root} (rendering never trains): `mealrec reproduce --train-missing` "
+                    "trains it")
             res = self.read_stored(older)
             res["result_path"] = str(older)
-            res["older_code"] = {"store_key": res.get("store_key"), "created": res.get("environment", {}).get("created")}
+            created = res.get("environment", {}).get("created")
+            res["older_code"] = {"store_key": res.get("store_key"), "created": created}
             return res
         if isolate:
             sets = [f"model.{k}={json.dumps(v)}" for k, v in overrides.items()]
-            sets += [f"train.{k}={json.dumps(v)}" for k, v in (("patience", run.train.patience), ("num_threads", run.train.num_threads))]
+            sets += [f"train.{k}={json.dumps(v)}"
+                     for k, v in (("patience", run.train.patience), ("num_threads", run.train.num_threads))]
             run_in_subprocess(model, dataset, path, seed=seed, epochs=epochs, sets=sets,
                               data_dir=self.data_dir, device=self.device, visual_noise=visual_noise,
                               max_users=self.max_users(dataset))
