@@ -129,12 +129,16 @@ def test_carry_moves_only_the_runs_the_previous_checkout_made(tmp_path):
     old_path.write_text(json.dumps({**res, "store_key": old_key}))
     shutil.move(new.replace(".json", ".npz"), old_path.with_suffix(".npz"))
     os.remove(new)
+    np.savez(old_path.with_suffix(".shuffled.npz"), store_key=np.array(old_key), ndcg=np.ones(3))  # a cache keyed by run
     foreign = old_path.with_name("seed4-0123456789abcdef.json")
     foreign.write_text(json.dumps({**res, "store_key": "0123456789abcdef",
                                    "config": {**res["config"], "train": {**res["config"]["train"], "seed": 4}}}))
     out = RK.carry(tmp_path / "runs", prev, ["sasrec"])
     assert len(out["rekeyed"]) == 1 and out["foreign"] == [str(foreign.resolve())]
     assert not old_path.exists() and not old_path.with_suffix(".npz").exists()
+    assert not old_path.with_suffix(".shuffled.npz").exists()
+    with np.load(Path(new).with_suffix(".shuffled.npz")) as z:  # the companion moved, naming its new key
+        assert str(z["store_key"]) == json.loads(open(new).read())["store_key"] and z["ndcg"].sum() == 3
     again = store.run("sasrec", "synthetic-tiny", seed=3, epochs=1)  # read back, not retrained
     assert again["rekeyed_from"] == old_key and again["result_path"] == new
     assert np.array_equal(again["per_user_test"]["ndcg@10"], r["per_user_test"]["ndcg@10"])

@@ -17,6 +17,7 @@ time, so an interruption never loses a run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -24,9 +25,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..config import replace_checked
 from ..models import get_model_class, model_names
-from ..utils import MealRecError, write_json_atomic
+from ..utils import MealRecError, save_npz_atomic, write_json_atomic
 from .store import RunStore
 
 
@@ -44,6 +47,8 @@ def _arguments(res: dict) -> dict:
 _PREVIOUS_KEYS = """
 import json, sys
 from pathlib import Path
+
+import numpy as np
 from mealrec.reproduce.rekey import _arguments
 from mealrec.reproduce.store import RunStore
 root, models = Path(sys.argv[1]), set(sys.argv[3:])
@@ -58,19 +63,29 @@ print(json.dumps(out))
 """
 
 
+def _companions(path: Path) -> list[Path]:
+    """The files stored beside a run's JSON: ``.npz``, ``.pt`` and caches such as ``.shuffled.npz``."""
+    stem = path.name[: -len(".json")]
+    return sorted(p for p in path.parent.glob(f"{stem}.*") if p != path)
+
+
 def _move(path: Path, new_path: Path, res: dict, old: str, new_key: str) -> None:
     res["store_key"] = new_key
     res["rekeyed_from"] = old
-    # copy the arrays first and write the JSON last (it is what marks a run as stored),
+    # copy the companions first and write the JSON last (it is what marks a run as stored),
     # then drop the old files: an interruption leaves the old run intact
-    for suffix in (".npz", ".pt"):
-        if path.with_suffix(suffix).exists():
-            shutil.copy2(path.with_suffix(suffix), new_path.with_suffix(suffix))
+    stem, new_stem = path.name[: -len(".json")], new_path.name[: -len(".json")]
+    for comp in _companions(path):
+        dest = new_path.with_name(new_stem + comp.name[len(stem):])
+        with np.load(comp) if comp.name.endswith(".npz") else contextlib.nullcontext() as z:
+            if z is not None and "store_key" in z.files:  # a cache that names its run's key
+                save_npz_atomic(dest, **{k: (np.array(new_key) if k == "store_key" else z[k]) for k in z.files})
+                continue
+        shutil.copy2(comp, dest)
     write_json_atomic(new_path, res)
     if new_path != path:
-        for suffix in (".json", ".npz", ".pt"):
-            if path.with_suffix(suffix).exists():
-                path.with_suffix(suffix).unlink()
+        for comp in [path, *_companions(path)]:
+            comp.unlink()
 
 
 def previous_keys(root: str | Path, previous: str | Path, models: list[str],
