@@ -242,6 +242,28 @@ def test_browser_check_flags_a_broken_page(tmp_path):
     assert (tmp_path / "shot.png").stat().st_size > 1000  # a real PNG of the Table 2 page
 
 
+def test_profiles_load_from_yaml_and_refuse_unknown_fields(tmp_path):
+    import mealrec.reproduce.profiles as PR
+
+    assert list(PR.PROFILES) == ["smoke", "quick", "full"]
+    assert {f.stem for f in PR.PROFILE_DIR.glob("*.yaml")} == set(PR.PROFILES)
+    full = get_profile("full")
+    assert (full.epochs, full.patience, full.plateau_patience, full.seeds) == (200, 10, 30, (2020,))
+    assert full.lambdas == (0.01, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9) and isinstance(full.noise, tuple)
+    assert get_profile("full", "microlens-big").seedrec_backbone_seeds == {"cl4srec": (2020,)}
+    (tmp_path / "mine.yaml").write_text("epochs: 2\npatience: 1\nseeds: [1]\nlambdas: [0.1]\nsteps: [5]\nnoise: [0.0]\n"
+                                        "timing_epochs: 1\ntsne_users: 10\nsynthetic_datasets: [synthetic-tiny]\n"
+                                        "real_datasets: []\n")
+    mine = PR.load_profile(tmp_path / "mine.yaml")
+    assert mine.name == "mine" and mine.seeds == (1,) and mine.thinned == {}
+    (tmp_path / "bad.yaml").write_text((tmp_path / "mine.yaml").read_text() + "epoch: 3\n")
+    with pytest.raises(MealRecError, match="unknown profile field 'epoch'"):
+        PR.load_profile(tmp_path / "bad.yaml")
+    (tmp_path / "bad.yaml").write_text((tmp_path / "mine.yaml").read_text() + "thinned: {synthetic-tiny: {lambda: [1]}}\n")
+    with pytest.raises(MealRecError, match="thinned: synthetic-tiny: unknown profile field 'lambda'"):
+        PR.load_profile(tmp_path / "bad.yaml")
+
+
 def test_profile_thinning_applies_per_dataset_and_is_stated_on_the_page():
     from mealrec.reproduce.book import PAGES, _page_markdown
 
