@@ -94,9 +94,11 @@ class Profile:
 
     def thinning_note(self, dataset: str, notebook: str | None = None) -> str:
         """One sentence naming what the profile thins on ``dataset`` ('' when nothing is thinned);
-        with ``notebook``, only the fields that notebook uses (:data:`NOTEBOOK_FIELDS`)."""
+        with ``notebook``, only the fields that notebook uses (its artefact module's ``FIELDS``)."""
         changes = dict(self.thinned.get(dataset, {}))
         if notebook is not None:
+            from .artefacts import NOTEBOOK_FIELDS
+
             used = NOTEBOOK_FIELDS.get(notebook, ())
             changes = {k: v for k, v in changes.items() if k in used}
         longer = changes.pop("backbone_patience", {})
@@ -104,9 +106,11 @@ class Profile:
         base = PROFILES.get(self.name, self)
         parts = [f"a sample of {v} users instead of all of them" if k == "max_users"
                  else f"{k} {_fmt(v)} instead of {_fmt(getattr(base, k))}" for k, v in changes.items()]
-        parts += [f"the SeeDRec page leaves the {b} backbone off" if not seeds else f"seeds {_fmt(tuple(seeds))} on the SeeDRec "
+        parts += [f"the SeeDRec page leaves the {b} backbone off" if not seeds
+                  else f"seeds {_fmt(tuple(seeds))} on the SeeDRec "
                   f"page's {b} rows" for b, seeds in per_backbone.items()]
-        text = (f"On {dataset} the `{self.name}` profile is thinned to fit a 2-core machine: " + "; ".join(parts) + ".") if parts else ""
+        text = (f"On {dataset} the `{self.name}` profile is thinned to fit a 2-core machine: " + "; ".join(parts)
+                + ".") if parts else ""
         for b, pat in longer.items():
             text += ((" " if text else "") + f"On {dataset} every run on the {b} backbone ({b} itself, its MealRec and "
                      f"SeeDRec plug-ins and their ablations) trains with patience {pat} instead of {base.patience}: "
@@ -123,14 +127,6 @@ def backbone_of(model: str) -> str:
 
 #: Profile fields every notebook's training runs follow (Table 3's timing runs excepted).
 RUN_FIELDS = ("epochs", "patience", "plateau_patience", "backbone_patience", "seeds", "max_users")
-#: The profile fields each notebook reads (a page's thinning note names only these).
-NOTEBOOK_FIELDS: dict[str, tuple[str, ...]] = {
-    "datasets": ("max_users",), "overall": RUN_FIELDS, "complexity": ("timing_epochs", "max_users"),
-    "ablation": RUN_FIELDS + ("ablation_backbones",), "sensitivity": RUN_FIELDS + ("lambdas", "steps"),
-    "noise": RUN_FIELDS + ("noise",), "visualisation": RUN_FIELDS + ("tsne_users",),
-    "seedrec": RUN_FIELDS + ("seedrec_seeds", "seedrec_backbone_seeds"),
-    "controls": ("control_seeds", "control_epochs"),
-}
 
 #: The backbones the SeeDRec page can put both plug-ins on.
 SEEDREC_BACKBONES = ("sasrec", "cl4srec")
@@ -209,65 +205,5 @@ def get_profile(name: str, dataset: str | None = None) -> Profile:
     return prof.for_dataset(dataset)
 
 
-def parse_seeds(value, default) -> list[int]:
-    """The notebooks' ``SEEDS`` parameter as a list of seeds: None (or empty) gives ``default``
-    (the profile's seeds); a list of integers or one integer is taken as is; text holding such a
-    list is parsed, since ``papermill -p SEEDS "[2020, 2021]"`` passes the list as a string."""
-    import json
-
-    given = value
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else None
-        except json.JSONDecodeError:
-            pass  # left as text: rejected below
-    if value is None or (isinstance(value, (list, tuple)) and not value):
-        return [int(s) for s in default]
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
-        raise MealRecError(f"parameter SEEDS must be None or a list of integers such as [2020, 2021, 2022]; got {given!r}. "
-                           "With papermill, pass it as YAML: -y \"SEEDS: [2020, 2021, 2022]\"")
-    return [int(s) for s in value]
-
-
-#: The notebooks whose rows a ``MODELS`` parameter picks; the others' rows are fixed by their page.
-MODELS_NOTEBOOKS = ("overall", "noise", "visualisation")
-
-
-def parse_models(value, notebook: str | None = None) -> list[str] | None:
-    """The notebooks' ``MODELS`` parameter: None (each page's own models, read from the
-    registry), a list of registered names, or the same as text: a JSON list (what
-    ``papermill -p MODELS '["sasrec", "tedrec"]'`` passes) or comma-separated names. An unknown
-    name fails here, listing the valid ones. ``notebook``: the notebook asking; one outside
-    :data:`MODELS_NOTEBOOKS` refuses any value but None, rather than ignore it."""
-    import json
-
-    from ..models import get_model_class
-
-    if notebook is not None and notebook not in MODELS_NOTEBOOKS and value not in (None, "", [], ()):
-        raise MealRecError(f"parameter MODELS is not read by the {notebook} notebook, whose rows are fixed by its page "
-                           f"(and the profile); leave MODELS = None. The notebooks that take MODELS: "
-                           f"{', '.join(MODELS_NOTEBOOKS)}")
-    given = value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                raise MealRecError(f"parameter MODELS: {given!r} is not a JSON list of names; "
-                                   "pass e.g. -y \"MODELS: [sasrec, tedrec]\"") from None
-        else:
-            value = [m.strip() for m in text.split(",") if m.strip()] or None
-    if value is None or (isinstance(value, (list, tuple)) and not value):
-        return None
-    if not isinstance(value, (list, tuple)) or not all(isinstance(m, str) for m in value):
-        raise MealRecError(f"parameter MODELS must be None or a list of model names; got {given!r}")
-    for m in value:
-        get_model_class(m)  # raises, naming the valid models
-    return list(value)
-
-
-__all__ = ["MODELS_NOTEBOOKS", "PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "load_profile",
-           "SEEDREC_BACKBONES", "backbone_of", "get_profile", "parse_models", "parse_seeds", "stopped_on_plateau"]
+__all__ = ["PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "RUN_FIELDS", "SEEDREC_BACKBONES", "backbone_of",
+           "get_profile", "load_profile", "stopped_on_plateau"]
