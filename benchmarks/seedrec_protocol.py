@@ -25,7 +25,7 @@ import mealrec
 from mealrec.evaluation import evaluate
 from mealrec.evaluation import sampled_evaluate
 from mealrec.reproduce import RunStore, get_profile
-from mealrec.reproduce.plan import SEEDREC_BACKBONES, seedrec_requests
+from mealrec.reproduce.seedrec import SEEDREC_BACKBONES, seedrec_requests
 from mealrec.trainer import load_checkpoint, load_result
 from mealrec.utils import MealRecError, seed_everything, write_json_atomic
 
