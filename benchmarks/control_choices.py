@@ -77,14 +77,14 @@ def sensitivity(model, split, n: int = 1000) -> dict[str, float]:
         z = model.tcd(frames, c_v)[2]
         out["tcd output vs frames"] = _rel(z, model.tcd(frames[perm], c_v)[2])
         out["tcd output vs c_v"] = _rel(z, model.tcd(frames, c_v[perm])[2])
-    h = model(seq, ln)
-    encode = model.backbone.forward
-    model.backbone.forward = lambda s, n_: encode(s, n_)[perm]
-    out["h vs x0"] = _rel(h, model(seq, ln))
-    del model.backbone.forward
+    h = model.represent(b)
+    encode = model.backbone.user_state
+    model.backbone.user_state = lambda s, n_: encode(s, n_)[perm]
+    out["h vs x0"] = _rel(h, model.represent(b))
+    del model.backbone.user_state
     frames_all = model.frames
     model.frames = frames_all[torch.randperm(frames_all.shape[0], generator=g)]
-    out["h vs frames"] = _rel(h, model(seq, ln))
+    out["h vs frames"] = _rel(h, model.represent(b))
     model.frames = frames_all
     return out
 

@@ -29,7 +29,9 @@ def diagnose(model, split, batch_size: int = 1024) -> dict[str, float]:
     n = len(split)
     for s in range(0, n, batch_size):
         b = split.batch(slice(s, min(n, s + batch_size)))
-        h, _, parts = model._components(b["item_seq"], b["item_seq_len"])
+        items = model.item_representations()
+        out = model.run(b, items)
+        h, parts = out.h, out.parts
         x0 = parts["x0"]
         reps = [("h", h), ("x0", x0)]
         if model.use_npd:
@@ -37,7 +39,7 @@ def diagnose(model, split, batch_size: int = 1024) -> dict[str, float]:
             cond = model.npd.condition(parts["frames_after"], model.text_proj(model.text[last]))
             reps.append(("1 step", model.npd.step(x0, cond)))
         for name, rep in reps:
-            m = metrics_from_ranks(target_ranks(model.score(rep), b["target"]))
+            m = metrics_from_ranks(target_ranks(model.score(rep, items), b["target"]))
             sums[f"ndcg@10 ({name})"] += float(m["ndcg@10"].sum())
             sums[f"hr@10 ({name})"] += float(m["hr@10"].sum())
         sums["rel change"] += float(((h - x0).norm(dim=-1) / x0.norm(dim=-1).clamp_min(1e-12)).sum())

@@ -11,7 +11,7 @@ are listed as such in the output, never silently dropped.
     python benchmarks/seedrec_protocol.py --dataset synthetic-small --seeds 2021 2022
 
 Sampled negatives are drawn uniformly from all items except the target
-(``mealrec.models.seedrec.sampled_evaluate``), with one generator seeded by ``--sample-seed``.
+(``mealrec.evaluation.sampled_evaluate``), with one generator seeded by ``--sample-seed``.
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import torch
 
 import mealrec
 from mealrec.evaluation import evaluate
-from mealrec.models.seedrec import sampled_evaluate
+from mealrec.evaluation import sampled_evaluate
 from mealrec.reproduce import RunStore, get_profile
-from mealrec.reproduce.plan import SEEDREC_BACKBONES, seedrec_requests
+from mealrec.reproduce.seedrec import SEEDREC_BACKBONES, seedrec_requests
 from mealrec.trainer import load_checkpoint, load_result
 from mealrec.utils import MealRecError, seed_everything, write_json_atomic
 

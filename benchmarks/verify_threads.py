@@ -16,7 +16,7 @@ from pathlib import Path
 from mealrec.evaluation import METRICS
 from mealrec.integrity import cpu_info, read_result
 from mealrec.reproduce import RunStore, get_profile
-from mealrec.reproduce import plan as P
+from mealrec.reproduce.requests import request
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for pair in a.runs:
             dataset, model = pair.split("/")
-            req = P.request(model, dataset, get_profile("full", dataset))
+            req = request(model, dataset, get_profile("full", dataset))
             path, status = store.locate(model, dataset, **{k: v for k, v in req.kwargs().items() if k != "isolate"})
             if status != "current":
                 raise SystemExit(f"{pair}: no run of the current code is stored ({status})")

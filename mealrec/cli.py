@@ -147,7 +147,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce.runner import build_book, default_datasets, find_data_dir, is_unavailable, repo_root, run_notebooks
+    from .reproduce.book import build_book
+    from .reproduce.execution import default_datasets, is_unavailable, run_notebooks
+    from .reproduce.paths import find_data_dir, repo_root
 
     if args.summary:
         return _summary(args.profile)
@@ -199,7 +201,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def _print_matrix(profile: str) -> None:
     """The verdict per claim and dataset, as the summary matrix gives it (nothing if no page has a sidecar)."""
     from .reproduce import summary
-    from .reproduce.runner import repo_root
+    from .reproduce.paths import repo_root
 
     gen = repo_root() / "book" / "generated" / profile
     datasets = summary.datasets_of(gen)
@@ -215,7 +217,7 @@ def _print_matrix(profile: str) -> None:
 
 def _summary(profile: str) -> int:
     from .reproduce import summary
-    from .reproduce.runner import repo_root
+    from .reproduce.paths import repo_root
 
     for path in summary.write(repo_root(), profile):
         print(f"wrote {path}")
@@ -227,7 +229,8 @@ def _plan_or_train(args: argparse.Namespace, datasets: list[str], data_dir: str 
     """``--plan``: which runs the notebooks need and which are stored (and the book's coverage
     page); ``--runs-only``: train this shard's missing runs, no notebooks, no build."""
     from .reproduce import plan as P
-    from .reproduce.runner import NOTEBOOKS, repo_root
+    from .reproduce.artefacts import NOTEBOOKS
+    from .reproduce.paths import repo_root
     from .reproduce.store import RunStore
 
     notebooks = list(args.notebooks or NOTEBOOKS)

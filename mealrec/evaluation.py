@@ -13,10 +13,12 @@ Protocol, stated in every table caption:
 * ``HR@K = [rank <= K]``, ``NDCG@K = [rank <= K] / log2(rank + 1)``, K in {10, 20};
 * the reported number is the mean over users; per-user values are kept for the
   paired t-test.
+
+:func:`sampled_evaluate` gives the sampled protocol (999 negatives) that SeeDRec's paper reports.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -33,7 +35,9 @@ def target_ranks(scores: torch.Tensor, target: torch.Tensor, exclude_padding: bo
     ``scores (B, n_items)``, ``target (B,)`` -> ``(B,)`` int64.
     """
     if scores.dim() != 2 or target.dim() != 1 or scores.shape[0] != target.shape[0]:
-        raise MealRecError(f"scores must be (B, n_items) and target (B,), got {tuple(scores.shape)} and {tuple(target.shape)}")
+        raise MealRecError(
+            f"scores must be (B, n_items) and target (B,), got {tuple(scores.shape)} and {tuple(target.shape)}"
+        )
     if torch.isnan(scores).any():
         raise MealRecError("the model produced NaN scores; evaluation cannot rank them")
     if exclude_padding and (target == 0).any():
@@ -89,6 +93,45 @@ def evaluate(
     per_np = {k: torch.cat(v).numpy() for k, v in per.items()}
     means = {k: float(v.mean()) for k, v in per_np.items()}
     return means, per_np
+
+
+@torch.no_grad()
+def sampled_evaluate(
+    model: Any,
+    split,
+    n_negatives: int = 999,
+    seed: int = 0,
+    batch_size: int = 256,
+    ks: tuple[int, ...] = DEFAULT_KS,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """HR/NDCG@K with ``n_negatives`` sampled negatives per instance (the paper's protocol,
+    after Wang et al. 2023c): negatives are drawn uniformly without replacement from all
+    real items except the target (history items may be drawn, as in the reference's
+    ``generate_file``); ``min(n_negatives, n_items - 2)`` of them. ``rank = 1 + #{negatives
+    scored >= the target}`` (ties against the target, as :mod:`mealrec.evaluation`).
+    Deterministic given ``seed`` (one CPU generator, drawn in split order)."""
+    was = model.training
+    model.eval()
+    n_items = model.n_items
+    n_neg = min(n_negatives, n_items - 2)
+    if n_neg < 1:
+        raise MealRecError("sampled evaluation needs at least 3 items")
+    g = torch.Generator().manual_seed(seed)
+    ranks = []
+    for s in range(0, len(split), batch_size):
+        batch = {k: v.to(device) for k, v in split.batch(slice(s, s + batch_size)).items()}
+        scores = model.full_sort_predict(batch).float().cpu()  # (B, n_items)
+        target = batch["target"].cpu()
+        keys = torch.rand(len(target), n_items, generator=g)
+        keys[:, 0] = 2.0  # padding never drawn
+        keys.scatter_(1, target[:, None], 2.0)  # nor the target
+        neg = keys.topk(n_neg, dim=1, largest=False).indices  # (B, n_neg) uniform subset
+        t = scores.gather(1, target[:, None])
+        ranks.append(1 + (scores.gather(1, neg) >= t).sum(1))
+    model.train(was)
+    per = metrics_from_ranks(torch.cat(ranks), ks)
+    return {k: float(v.mean()) for k, v in per.items()}
 
 
 def paired_ttest(a: np.ndarray, b: np.ndarray) -> dict[str, float]:

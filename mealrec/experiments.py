@@ -48,7 +48,9 @@ def run_one(
     ds=None,
 ) -> RunResult:
     """Resolve the config of ``model`` on ``dataset`` (files + overrides) and train it once."""
-    run = run_config(model, dataset, train_overrides={"seed": seed, **(train_overrides or {})}, model_overrides=model_overrides)
+    run = run_config(
+        model, dataset, train_overrides={"seed": seed, **(train_overrides or {})}, model_overrides=model_overrides
+    )
     if ds is None:
         ds = get_dataset(dataset, data_dir=data_dir, visual_noise=visual_noise, progress=progress)
     return train(run, ds, out=out, progress=progress)

@@ -74,3 +74,7 @@ def table3_ratios(dataset: str) -> dict[str, float]:
     """MealRec / TedRec ratios of Table 3 (train time, eval time, memory)."""
     t = TABLE3[dataset]
     return {k: t["mealrec-tedrec"][k] / t["tedrec"][k] for k in ("train_s", "eval_s", "memory_mb")}
+
+
+#: SeeDRec's Table 1 (Ma et al., IJCAI 2024): sememes (categories) on each of its five category datasets.
+SEEDREC_TABLE1_SEMEMES = {"PixelRec": 108, "Home": 1265, "Electronic": 781, "CD": 476, "Toy": 525}

@@ -29,7 +29,10 @@ from . import __version__
 from .config import RunConfig
 from .evaluation import evaluate
 from .models import build_model
-from .utils import MealRecError, PeakMemory, Timer, current_memory_mb, atomic_path, resolve_device, save_npz_atomic, seed_everything, write_json_atomic
+from .utils import (
+    MealRecError, PeakMemory, Timer, current_memory_mb, atomic_path, resolve_device, save_npz_atomic, seed_everything,
+    write_json_atomic,
+)
 
 
 @dataclass
@@ -48,7 +51,8 @@ class RunResult:
     paths: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        d = {k: getattr(self, k) for k in ("config", "dataset", "history", "best_epoch", "valid", "test", "n_parameters", "environment", "timing", "paths")}
+        d = {k: getattr(self, k) for k in ("config", "dataset", "history", "best_epoch", "valid", "test",
+                                           "n_parameters", "environment", "timing", "paths")}
         return d
 
 
@@ -228,8 +232,20 @@ def load_checkpoint(path: str | Path, dataset):
     cls = get_model_class(name)
     cfg = replace_checked(cls.Config(), state["config"]["model_config"], f"{path} [model_config]")
     model = build_model(name, cfg, dataset)
-    model.load_state_dict(state["state_dict"])
+    model.load_state_dict(_renamed(state["state_dict"], model.state_dict().keys()))
     return model.eval()
+
+
+def _renamed(state: dict, wanted) -> dict:
+    """A checkpoint's state dict with the names of modules that have since moved (the SASRec-style
+    encoder into ``seq`` / :class:`~mealrec.models.layers.SequenceEncoder`) brought up to date."""
+    state, wanted = dict(state), set(wanted)
+    for key in wanted - state.keys():
+        for old in (key.replace("seq.", "", 1), key.replace(".position_embedding.", ".position.")):
+            if old in state and old not in wanted:
+                state[key] = state.pop(old)
+                break
+    return state
 
 
 def load_result(path: str | Path) -> dict:

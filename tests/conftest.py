@@ -8,15 +8,14 @@ import torch
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def real_data_dir() -> Path | None:
-    env = os.environ.get("MEALREC_DATA")
-    for cand in ([Path(env)] if env else []) + [SHARED_DATA]:
-        if (cand / "microlens-50k" / "MicroLens-50k_pairs.tsv").exists():
-            return cand
-    return None
+    """The folder holding the MicroLens-50K files, found as the command line and notebooks find it."""
+    from mealrec.reproduce.paths import find_data_dir
+
+    found = find_data_dir()
+    return Path(found) if found else None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -73,3 +72,11 @@ def fake_microlens(tmp_path):
         return root
 
     return make
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A run store shared by a test module's tests (its runs train once)."""
+    from mealrec.reproduce import RunStore
+
+    return RunStore(tmp_path_factory.mktemp("runs"), progress=False, threads=1)

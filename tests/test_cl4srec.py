@@ -216,7 +216,7 @@ def test_shapes_loss_terms_and_eval_mode(ds):
     torch.manual_seed(8)
     model = CL4SRec(CL4SRecConfig(), ds)
     assert model.item_embedding.weight.shape[0] == ds.n_items + 1
-    assert model.item_representations().shape == (ds.n_items, 64)
+    assert model.item_representations().shape == (ds.n_items + 1, 64)  # the mask row is never scored
     batch = ds.train.batch(slice(0, 33))
     assert model.full_sort_predict(batch).shape == (33, ds.n_items)
     model.train()
@@ -230,13 +230,13 @@ def test_shapes_loss_terms_and_eval_mode(ds):
     m2 = CL4SRec(dataclasses.replace(nodrop, cl_weight=0.5), ds).train()
     m2.load_state_dict(m1.state_dict())
     torch.manual_seed(9)
-    a = m1.auxiliary_losses(batch)["cl"]
+    a = m1.auxiliary_losses(None, None, batch)["cl"]
     torch.manual_seed(9)
-    b = m2.auxiliary_losses(batch)["cl"]
+    b = m2.auxiliary_losses(None, None, batch)["cl"]
     assert b.item() == pytest.approx(5 * a.item(), rel=1e-5)
     # eval mode and cl_weight = 0: no CL term
     model.eval()
-    assert "cl" not in model.calculate_loss(batch) and model.auxiliary_losses(batch) == {}
+    assert "cl" not in model.calculate_loss(batch) and model.auxiliary_losses(None, None, batch) == {}
     m0 = CL4SRec(dataclasses.replace(CL4SRecConfig(), cl_weight=0.0), ds).train()
     assert "cl" not in m0.calculate_loss(batch)
 
@@ -245,10 +245,10 @@ def test_cl_gradient_reaches_encoder_and_mask_row(ds):
     torch.manual_seed(10)
     model = CL4SRec(CL4SRecConfig(), ds).train()
     batch = ds.train.batch(slice(0, 128))
-    model.auxiliary_losses(batch)["cl"].backward()
+    model.auxiliary_losses(None, None, batch)["cl"].backward()
     grad = model.item_embedding.weight.grad
     assert grad[ds.n_items].abs().sum() > 0  # the mask token's row learns
-    assert model.encoder.layers[0].attention.query.weight.grad.abs().sum() > 0
+    assert model.seq.encoder.layers[0].attention.query.weight.grad.abs().sum() > 0
 
 
 def test_bad_config_is_rejected(ds):

@@ -61,11 +61,11 @@ def test_models_and_datasets_listings(capsys):
 
 def test_filtered_plan_leaves_the_coverage_page_alone(tmp_path, monkeypatch, capsys):
     # The coverage page covers the whole book: a plan for one dataset or notebook must not shrink it.
-    import mealrec.reproduce.runner as runner
+    import mealrec.reproduce.paths as paths
 
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "book").mkdir()
-    monkeypatch.setattr(runner, "repo_root", lambda: tmp_path)
+    monkeypatch.setattr(paths, "repo_root", lambda: tmp_path)
     page = tmp_path / "book/generated/smoke/coverage.md"
     assert main(["reproduce", "--profile", "smoke", "--plan", "--notebooks", "noise"]) == 0
     assert "coverage page not written" in capsys.readouterr().out and not page.exists()

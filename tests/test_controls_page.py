@@ -8,8 +8,8 @@ import torch
 
 from mealrec.reproduce import controls as C
 from mealrec.reproduce import get_profile
-from mealrec.reproduce.plan import notebook_requests
-from mealrec.reproduce.runner import default_datasets
+from mealrec.reproduce.artefacts import notebook_requests
+from mealrec.reproduce.execution import default_datasets
 
 
 def test_the_controls_page_runs_on_the_controls_only_and_they_on_nothing_else():

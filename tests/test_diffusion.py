@@ -25,7 +25,7 @@ def test_extract_is_one_based_and_broadcasts():
 
 
 def test_q_sample_matches_closed_form():
-    d = GaussianDiffusion(10)
+    d = GaussianDiffusion(linear_beta_schedule(10))
     x0 = torch.randn(4, 8)
     t = torch.tensor([1, 5, 10, 3])
     noise = torch.randn(4, 8)
@@ -36,7 +36,7 @@ def test_q_sample_matches_closed_form():
 
 
 def test_posterior_mean_recovers_x0_with_a_perfect_denoiser():
-    d = GaussianDiffusion(10)
+    d = GaussianDiffusion(linear_beta_schedule(10))
     x0 = torch.randn(6, 3)
     x_T = d.q_sample(x0, torch.full((6,), 10), torch.zeros_like(x0))
     out = d.reverse(lambda x_t, t: x0, x_T)
@@ -44,7 +44,7 @@ def test_posterior_mean_recovers_x0_with_a_perfect_denoiser():
 
 
 def test_reverse_chain_is_deterministic_and_visits_every_step():
-    d = GaussianDiffusion(7)
+    d = GaussianDiffusion(linear_beta_schedule(7))
     seen = []
 
     def fn(x_t, t):
@@ -60,7 +60,7 @@ def test_reverse_chain_is_deterministic_and_visits_every_step():
 
 def test_x0_loss_falls_on_a_fixed_toy_batch():
     torch.manual_seed(0)
-    d = GaussianDiffusion(10)
+    d = GaussianDiffusion(linear_beta_schedule(10))
     net = torch.nn.Sequential(torch.nn.Linear(9, 32), torch.nn.SiLU(), torch.nn.Linear(32, 8))
     fn = lambda x_t, t: net(torch.cat([x_t, t[:, None].float() / 10], dim=1))  # noqa: E731
     x0 = torch.randn(64, 8)
@@ -76,7 +76,7 @@ def test_x0_loss_falls_on_a_fixed_toy_batch():
 
 
 def test_training_loss_detaches_the_target():
-    d = GaussianDiffusion(5)
+    d = GaussianDiffusion(linear_beta_schedule(5))
     x0 = torch.randn(4, 3, requires_grad=True)
     p = torch.zeros(3, requires_grad=True)
     loss, _ = d.training_loss(lambda x_t, t: p.expand_as(x_t), x0)  # the prediction ignores x_t
@@ -86,10 +86,24 @@ def test_training_loss_detaches_the_target():
 
 
 def test_buffers_move_with_the_module_and_are_not_saved():
-    d = GaussianDiffusion(5)
+    d = GaussianDiffusion(linear_beta_schedule(5))
     assert "betas" in dict(d.named_buffers())
     assert "betas" not in d.state_dict()
     before = d.betas.clone()
     d.to(torch.float64)  # a module cast (as .to(device)) carries the schedule along
     assert d.betas.dtype == torch.float64 and torch.allclose(d.betas.float(), before)
     assert "fn" in inspect.signature(d.reverse).parameters
+
+
+def test_a_respaced_chain_over_every_step_is_the_full_chain():
+    d = GaussianDiffusion(linear_beta_schedule(8))
+    steps, c1, c2 = d.respaced(list(range(1, 9)))
+    assert steps == list(range(8, 0, -1))
+    # equal up to the float32 abar the respacing starts from (1 - abar_1 = beta_1 = 1e-4 loses digits)
+    assert torch.allclose(c1, d.posterior_mean_coef1.flip(0), rtol=1e-3)
+    assert torch.allclose(c2, d.posterior_mean_coef2.flip(0), rtol=1e-3, atol=1e-6)
+    fn = lambda x, t: 0.5 * x + t[:, None].float() / 10  # noqa: E731
+    x_T = torch.randn(3, 4)
+    assert torch.allclose(d.reverse(fn, x_T), d.reverse(fn, x_T, chain=(steps, c1, c2)), rtol=1e-3, atol=1e-5)
+    with pytest.raises(ValueError, match="in \\(0, 1\\]"):
+        GaussianDiffusion(torch.tensor([0.1, 1.5]))

@@ -65,8 +65,8 @@ def test_left_alignment_and_batch_independent_deterministic_generation(ds):
     short = int((batch["item_seq_len"] < ds.max_len).nonzero()[0])
     seq2[short, batch["item_seq_len"][short]] = 3
     with torch.no_grad():
-        h1 = model(batch["item_seq"][short : short + 1], batch["item_seq_len"][short : short + 1])
-        h2 = model(seq2[short : short + 1], batch["item_seq_len"][short : short + 1])
+        h1 = model.represent({"item_seq": batch["item_seq"][short : short + 1], "item_seq_len": batch["item_seq_len"][short : short + 1]})
+        h2 = model.represent({"item_seq": seq2[short : short + 1], "item_seq_len": batch["item_seq_len"][short : short + 1]})
     assert torch.allclose(h1, h2, atol=1e-6)
 
 
@@ -75,8 +75,6 @@ def test_quantized_guidance_codebook(ds):
     batch = ds.train.batch(slice(0, 64))
     assert not model.code_seen.any() and model.codebook.abs().sum() == 0
     model.train()
-    model(batch["item_seq"], batch["item_seq_len"])  # generation in train mode does not update
-    assert not model.code_seen.any()
     model.calculate_loss(batch)  # training step: EMA codebook takes the in-batch centroids
     assert model.code_seen.any()
     used = model.code_seen.nonzero().flatten()
@@ -84,9 +82,9 @@ def test_quantized_guidance_codebook(ds):
     # evaluation reads the codebook (no Gumbel noise): perturbing it changes the generation ...
     model.eval()
     with torch.no_grad():
-        before = model(batch["item_seq"], batch["item_seq_len"])
+        before = model.represent(batch)
         model.codebook.add_(torch.randn_like(model.codebook))
-        after = model(batch["item_seq"], batch["item_seq_len"])
+        after = model.represent(batch)
     assert (before - after).abs().max() > 1e-3
     # ... and evaluation never writes it
     snap = model.codebook.clone()
@@ -97,9 +95,9 @@ def test_quantized_guidance_codebook(ds):
     # without intent guidance the codebook is irrelevant
     m0 = _model(ds, lambda_intent=0.0).eval()
     with torch.no_grad():
-        a = m0(batch["item_seq"], batch["item_seq_len"])
+        a = m0.represent(batch)
         m0.codebook.add_(torch.randn_like(m0.codebook))
-        b = m0(batch["item_seq"], batch["item_seq_len"])
+        b = m0.represent(batch)
     assert torch.equal(a, b)
     # the assignment layer is trained (straight-through), unlike the reference
     model.train()

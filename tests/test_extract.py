@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +15,13 @@ from mealrec.extract import video as V  # noqa: E402
 from mealrec.extract.text import extract_titles  # noqa: E402
 from mealrec.utils import MealRecError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 REAL_VIDEOS = ["1002", "10034", "10040"]
 
 
 def real_videos_dir() -> Path | None:
-    cands = [Path(os.environ["MEALREC_DATA"]) / "microlens-videos"] if os.environ.get("MEALREC_DATA") else []
-    cands.append(ROOT.parent / "shared" / "data" / "microlens-videos")
-    for c in cands:
+    from mealrec.reproduce.paths import data_dir_candidates
+
+    for c in (Path(d) / "microlens-videos" for d in data_dir_candidates()):
         if all((c / f"{v}.mp4").exists() for v in REAL_VIDEOS):
             return c
     return None

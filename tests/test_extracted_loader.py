@@ -2,8 +2,10 @@
 keeps placeholders otherwise, says which it used, and keys runs by them; and the run-key
 migration (scheme 1 -> 2) carries only runs that provably belong to the library."""
 import json
+import os
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,29 +111,35 @@ def test_bad_feature_inputs_have_clear_errors(fake_microlens, tmp_path):
         get_dataset("microlens-big", data_dir=root, features=tmp_path / "swapped")
 
 
-def test_rekey_carries_only_runs_of_this_library(tmp_path):
+def test_carry_moves_only_the_runs_the_previous_checkout_made(tmp_path):
+    import mealrec
     store = RunStore(tmp_path / "runs", progress=False)
     r = store.run("sasrec", "synthetic-tiny", seed=3, epochs=1)
     new = r["result_path"]
+    # a previous checkout whose keys differ (same math, another declared version)
+    prev = tmp_path / "previous"
+    shutil.copytree(Path(mealrec.__file__).parent, prev / "mealrec", ignore=shutil.ignore_patterns("__pycache__"))
+    f = prev / "mealrec" / "models" / "sasrec.py"
+    f.write_text(f.read_text().replace("    version = 1 ", "    version = 9 ", 1))
     res = json.loads(open(new).read())
-    args = RK._arguments(res)
-    run = store._resolve(args["model"], args["dataset"], args["seed"], args["epochs"], args["patience"],
-                         args["overrides"], args["visual_noise"])[0]
-    old_key = RK.scheme1_key(store, run, args)
-    # put the run back where scheme 1 stored it, under its scheme-1 key
-    old_path = tmp_path / "runs" / "synthetic-tiny" / "sasrec" / f"seed3-{old_key}.json"
-    res["store_key"] = old_key
-    old_path.write_text(json.dumps(res))
+    old_key = RK.previous_keys(tmp_path / "runs", prev, ["sasrec"])[str(Path(new).resolve())]
+    assert old_key != res["store_key"]
+    # put the run where the previous checkout stored it, under its key
+    old_path = Path(new).with_name(f"seed3-{old_key}.json")
+    old_path.write_text(json.dumps({**res, "store_key": old_key}))
     shutil.move(new.replace(".json", ".npz"), old_path.with_suffix(".npz"))
-    import os
     os.remove(new)
+    np.savez(old_path.with_suffix(".shuffled.npz"), store_key=np.array(old_key), ndcg=np.ones(3))  # a cache keyed by run
     foreign = old_path.with_name("seed4-0123456789abcdef.json")
     foreign.write_text(json.dumps({**res, "store_key": "0123456789abcdef",
                                    "config": {**res["config"], "train": {**res["config"]["train"], "seed": 4}}}))
-    out = RK.rekey(tmp_path / "runs")
-    assert len(out["rekeyed"]) == 1 and out["foreign"] == [str(foreign)]
+    out = RK.carry(tmp_path / "runs", prev, ["sasrec"])
+    assert len(out["rekeyed"]) == 1 and out["foreign"] == [str(foreign.resolve())]
     assert not old_path.exists() and not old_path.with_suffix(".npz").exists()
+    assert not old_path.with_suffix(".shuffled.npz").exists()
+    with np.load(Path(new).with_suffix(".shuffled.npz")) as z:  # the companion moved, naming its new key
+        assert str(z["store_key"]) == json.loads(open(new).read())["store_key"] and z["ndcg"].sum() == 3
     again = store.run("sasrec", "synthetic-tiny", seed=3, epochs=1)  # read back, not retrained
     assert again["rekeyed_from"] == old_key and again["result_path"] == new
     assert np.array_equal(again["per_user_test"]["ndcg@10"], r["per_user_test"]["ndcg@10"])
-    assert RK.rekey(tmp_path / "runs")["current"] == [new]
+    assert RK.carry(tmp_path / "runs", prev, ["sasrec"])["current"] == [str(Path(new).resolve())]

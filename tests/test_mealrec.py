@@ -34,7 +34,7 @@ def test_shapes_and_loss_terms(tiny, name, variant):
     assert ("npd" in out) == (variant in ("full", "-TCD"))
     m.eval()
     assert m.full_sort_predict(batch).shape == (9, tiny.n_items)
-    assert m(batch["item_seq"], batch["item_seq_len"]).shape == (9, m.backbone.config.hidden_size)
+    assert m.represent(batch).shape == (9, m.backbone.config.hidden_size)
 
 
 def test_ablation_switches_remove_parameters(tiny):
@@ -67,7 +67,7 @@ def test_npd_has_no_timestep_input(tiny):
     m.npd.step = spy
     batch = tiny.test.batch(slice(0, 4))
     with torch.no_grad():
-        m(batch["item_seq"], batch["item_seq_len"])
+        m.represent(batch)
     assert seen and all(s == (2, []) for s in seen)
     x = torch.randn(4, 64)
     fr, tx = torch.randn(4, 5, 64), torch.randn(4, 64)
@@ -169,10 +169,10 @@ def test_frame_conv_equals_conv1d():
 
 
 def test_truncated_chain_gradient_keeps_values_and_reaches_x_T():
-    from mealrec.models.diffusion import GaussianDiffusion
+    from mealrec.models.diffusion import GaussianDiffusion, linear_beta_schedule
 
     torch.manual_seed(0)
-    diff = GaussianDiffusion(6)
+    diff = GaussianDiffusion(linear_beta_schedule(6))
     W = torch.nn.Linear(4, 4)
     fn = lambda x, t: x + 0.1 * torch.tanh(W(x))  # noqa: E731
     x_T = torch.randn(3, 4, requires_grad=True)
@@ -216,8 +216,8 @@ def test_every_variant_starts_from_its_backbone_direction(tiny):
     for v in VARIANTS:
         m = _model(tiny, variant=v, schedule="cosine").eval()
         with torch.no_grad():
-            x0 = m.backbone(batch["item_seq"], batch["item_seq_len"])
-            h = m(batch["item_seq"], batch["item_seq_len"])
+            x0 = m.backbone.represent(batch)
+            h = m.represent(batch)
         cos = torch.nn.functional.cosine_similarity(h, x0, dim=1)
         assert torch.allclose(cos, torch.ones_like(cos), atol=1e-4), v  # zero corrections: a rescaled x0 at most
 
@@ -227,7 +227,7 @@ def test_denoising_losses_train_the_denoisers_not_the_encoders(tiny):
     for setting, reaches in (("denoisers", False), ("all", True)):
         m = _model(tiny, variant="full", diffusion_grad=setting)
         torch.manual_seed(1)
-        h, terms, _ = m._components(batch["item_seq"], batch["item_seq_len"])
+        terms = m.run(batch, m.item_representations()).parts
         (terms["tcd"] + terms["npd"]).backward()
         enc = m.backbone.item_embedding.weight.grad if hasattr(m.backbone, "item_embedding") else None
         tcd_enc = next(m.tcd.encoder.parameters()).grad
@@ -241,8 +241,8 @@ def test_full_backpropagation_reaches_the_context_at_every_step(tiny):
     m = _model(tiny, variant="full", grad_steps=0)
     torch.nn.init.normal_(m.tcd.denoiser.out.weight, std=0.1)
     torch.nn.init.normal_(m.npd.out.weight, std=0.1)
-    h = m(batch["item_seq"], batch["item_seq_len"])
-    m.rec_loss(h, batch["target"]).backward()
+    items = m.item_representations()
+    m.rec_loss(m.run(batch, items), items, batch).backward()
     assert m.tcd.denoiser.ctx_value.weight.grad.abs().sum() > 0
     assert m.tcd.denoiser.time.mlp[0].weight.grad.abs().sum() > 0
 
@@ -258,10 +258,10 @@ def test_default_chains_start_from_most_of_their_latent(name):
     """The deterministic chains start at sqrt(abar_T) times their latent; a schedule that corrupts heavily at T
     made TCD's and NPD's outputs ignore the item's frames and the user's history on the positive controls."""
     from mealrec.experiments import run_config
-    from mealrec.models.diffusion import GaussianDiffusion
+    from mealrec.models.diffusion import GaussianDiffusion, make_schedule
     cfg = run_config(name, "synthetic-tiny").model_config  # the model file and dataset overrides applied
     for T in (5, 10, 15, 20, 25):  # Figure 4's axis
-        abar_T = GaussianDiffusion(T, cfg.schedule, cfg.beta_start, cfg.beta_end).alphas_cumprod[-1].item()
+        abar_T = GaussianDiffusion(make_schedule(cfg.schedule, T, cfg.beta_start, cfg.beta_end)).alphas_cumprod[-1].item()
         assert abar_T > 0.5, f"{name}: schedule {cfg.schedule!r} leaves abar_T = {abar_T:.2g} at T = {T}"
-    heavy = GaussianDiffusion(10, "cosine").alphas_cumprod[-1].item()
+    heavy = GaussianDiffusion(make_schedule("cosine", 10)).alphas_cumprod[-1].item()
     assert heavy < 1e-3  # the alternative the controls rejected really does corrupt heavily

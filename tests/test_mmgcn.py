@@ -50,21 +50,17 @@ def test_user_scores_follow_the_graph_not_the_sequence(ds):
         other = dict(batch, item_seq=torch.zeros_like(batch["item_seq"]) + 1)
         s2 = model.full_sort_predict(other)
     assert s1.shape == (6, ds.n_items) and torch.equal(s1, s2)  # ranking uses batch["user"]
-    # propagation is cached in eval and invalidated by a parameter update
-    users, items = model.propagate()
+    # propagation is cached for an evaluation pass and invalidated by a parameter update
     with torch.no_grad():
-        a = model.propagate()[0]
-        assert model.propagate()[0].data_ptr() == a.data_ptr()  # served from the cache
+        users, items = model.eval_cached("items", model.item_representations)
+        assert model.eval_cached("items", model.item_representations)[0].data_ptr() == users.data_ptr()
         model.id_embedding.add_(0.1)
-        users2, _ = model.propagate()
+        users2, _ = model.eval_cached("items", model.item_representations)
     assert not torch.allclose(users, users2)
-    # forward: mean of the sequence's propagated items
-    seq, lens = batch["item_seq"], batch["item_seq_len"]
+    # the user representation is the user's node, whatever the sequence
     with torch.no_grad():
-        h = model(seq, lens)
-        items = model.item_representations()
-    ref = torch.stack([items[seq[b, : lens[b]]].mean(0) for b in range(6)])
-    assert torch.allclose(h, ref, atol=1e-5)
+        assert torch.allclose(model.represent(batch), users2[batch["user"]], atol=1e-5)
+        assert torch.equal(model.represent(batch), model.represent(other))
     out = model.export_representations(batch)
     assert torch.allclose(out["user"], users2[batch["user"]], atol=1e-5)
 

@@ -61,14 +61,14 @@ def test_same_encoder_on_input_and_scoring_side(ds):
     batch = ds.train.batch(slice(0, 8))
     with torch.no_grad():
         before_scores = model.full_sort_predict(batch)
-        before_h = model(batch["item_seq"], batch["item_seq_len"])
+        before_h = model.represent(batch)
         table = model.item_representations()
         assert torch.allclose(before_scores, before_h @ table.T, atol=1e-5)
         # changing one item's features changes its score column and the users who saw it
         item = int(batch["item_seq"][0, 0])
         model.item_features[item] = torch.randn_like(model.item_features[item])
         after_scores = model.full_sort_predict(batch)
-        after_h = model(batch["item_seq"], batch["item_seq_len"])
+        after_h = model.represent(batch)
     assert (after_scores[:, item] - before_scores[:, item]).abs().max() > 1e-4
     assert (after_h[0] - before_h[0]).abs().max() > 1e-4
     # the item encoder gets gradient through the loss
@@ -84,7 +84,7 @@ def test_no_future_leak_and_registered_training(ds, registered):
     seq2[0, 3] = 9
     lens = torch.tensor([3])
     with torch.no_grad():
-        assert torch.allclose(model(seq, lens), model(seq2, lens), atol=1e-6)
+        assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens}), model.represent({"item_seq": seq2, "item_seq_len": lens}), atol=1e-6)
     # loss falls on a fixed batch (eval-mode loss before and after 20 Adam steps)
     batch = ds.train.batch(slice(0, 64))
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)

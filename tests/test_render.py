@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from mealrec.reproduce import RunStore
-from mealrec.reproduce import runner
+from mealrec.reproduce import execution as runner
 from mealrec.reproduce import summary as S
-from mealrec.reproduce.runner import NOTEBOOKS, run_notebooks, write_book_pages
+from mealrec.reproduce.artefacts import NOTEBOOKS, runs_on
+from mealrec.reproduce.book import write_book_pages
+from mealrec.reproduce.execution import run_notebooks
 from mealrec.utils import MealRecError
 
-from .test_reproduce import _mini_tree
+from .helpers import mini_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +50,7 @@ def test_the_matrix_reads_each_claims_verdict_and_number(tmp_path):
 
 
 def test_rendering_never_trains_and_names_the_missing_runs(tmp_path, monkeypatch):
-    root = _mini_tree(tmp_path)
+    root = mini_tree(tmp_path)
     monkeypatch.setattr("mealrec.reproduce.store.train", lambda *a, **k: pytest.fail("rendering trained a run"))
     done = run_notebooks(["synthetic-tiny"], profile="smoke", notebooks=["datasets", "overall"], root=root,
                          progress=False)
@@ -127,7 +129,7 @@ def test_a_fresh_clone_renders_the_full_book_without_training_or_executing(tmp_p
     done = run_notebooks(datasets, profile="full", data_dir=str(moved), root=clone, progress=False)
     stale = [(nb, d, s) for nb, d, s in done if s != "unchanged"]
     assert not executed and not stale, f"pages whose committed key is stale (re-render them): {stale}"
-    assert len(done) == sum((nb == "controls") == runner.is_control(d) for nb in NOTEBOOKS for d in datasets)
+    assert len(done) == sum(runs_on(nb, d) for nb in NOTEBOOKS for d in datasets)
 
 
 def test_verify_retrains_a_stored_run_and_finds_it_bit_identical(tmp_path):
@@ -135,11 +137,12 @@ def test_verify_retrains_a_stored_run_and_finds_it_bit_identical(tmp_path):
     from mealrec.reproduce import get_profile
     from mealrec.reproduce import plan as P
     from mealrec.reproduce import verify as V
+    from mealrec.reproduce.requests import request
 
     store = RunStore(tmp_path / "runs", progress=False, threads=1, profile="smoke")
     prof = get_profile("smoke", "synthetic-tiny")
     for model in ("sasrec", "tedrec"):
-        P.request(model, "synthetic-tiny", prof).run(store)
+        request(model, "synthetic-tiny", prof).run(store)
     rows = [r for r in P.plan(store, "smoke", ["synthetic-tiny"], ["overall"]) if r["model"] in ("sasrec", "tedrec")]
     assert V.choose(rows, 2, seed=7) == V.choose(rows, 2, seed=7)  # the printed seed repeats the draw
     found = V.verify(store, rows, 1, seed=7, progress=False)

@@ -116,13 +116,13 @@ def test_denoiser_decisions_shape_the_representation(tiny, monkeypatch):
     batch = tiny.test.batch(slice(0, 16))
     seq, lens, user = batch["item_seq"], batch["item_seq_len"], batch["user"]
     with torch.no_grad():
-        h = model(seq, lens, user)
-        assert torch.equal(h, model(seq, lens, user))  # deterministic evaluation
+        h = model.represent({"item_seq": seq, "item_seq_len": lens, "user": user})
+        assert torch.equal(h, model.represent({"item_seq": seq, "item_seq_len": lens, "user": user}))  # deterministic evaluation
         # items after the last real position are ignored (no future leak through the denoisers)
         seq2 = seq.clone()
         short = lens < tiny.max_len
         seq2[short, lens[short]] = 5
-        assert torch.allclose(h, model(seq2, lens, user), atol=1e-6)
+        assert torch.allclose(h, model.represent({"item_seq": seq2, "item_seq_len": lens, "user": user}), atol=1e-6)
 
         def encode(s):  # SASRec over a sequence as given, nothing removed
             raw = model.item_embedding(s)
@@ -138,12 +138,12 @@ def test_denoiser_decisions_shape_the_representation(tiny, monkeypatch):
             monkeypatch.setattr(ssd.ItemLevelDenoiser, "forward", level)
 
         both_levels(noisy=False)  # nothing is noise: plain SASRec on the sequence
-        assert torch.allclose(model(seq, lens, user), encode(seq), atol=1e-5)
+        assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens, "user": user}), encode(seq), atol=1e-5)
         both_levels(noisy=True)  # everything is noise: each sequence keeps its last item
         last = torch.zeros_like(seq)
         last[:, 0] = seq.gather(1, (lens - 1)[:, None]).squeeze(1)
-        assert torch.allclose(model(seq, lens, user), encode(last), atol=1e-5)
-        assert not torch.allclose(model(seq, lens, user), h, atol=1e-3)
+        assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens, "user": user}), encode(last), atol=1e-5)
+        assert not torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens, "user": user}), h, atol=1e-3)
 
 
 def test_truncation_never_drops_the_inserted_items():

@@ -46,7 +46,7 @@ def test_yaml_matches_dataclass():
 def test_shapes(ds, batch):
     model = _model(ds)
     B = batch["item_seq"].shape[0]
-    h = model(batch["item_seq"], batch["item_seq_len"])
+    h = model.represent(batch)
     assert h.shape == (B, 64)
     assert model.item_representations().shape == (ds.n_items, 64)
     assert model.embed(batch["item_seq"]).shape == (B, ds.max_len, 64)
@@ -72,12 +72,12 @@ def test_text_is_a_frozen_buffer_and_visual_unused(ds):
 
 def test_cosine_temperature_scoring(ds, batch):
     model = _model(ds).eval()
-    h = model(batch["item_seq"], batch["item_seq_len"])
-    s = model.score(h)
+    h = model.represent(batch)
+    s = model.score(h, model.item_representations())
     ref = F.normalize(h, dim=-1) @ F.normalize(model.item_embedding.weight, dim=-1).T / 0.07
     assert torch.allclose(s, ref, atol=1e-5)
     assert s.abs().max() <= 1 / 0.07 + 1e-4
-    assert torch.allclose(model.score(3.0 * h), s, atol=1e-4)  # scale invariant
+    assert torch.allclose(model.score(3.0 * h, model.item_representations()), s, atol=1e-4)  # scale invariant
     # the default CE loss is taken over these logits
     loss = model.calculate_loss(batch)["loss"]
     assert torch.allclose(loss, F.cross_entropy(s, batch["target"]), atol=1e-5)
@@ -128,8 +128,8 @@ def test_moe_gates(ds, batch):
     model.train()
     assert not torch.allclose(model.moe_adaptor.gates(x), g)  # noisy while training
     model.eval()
-    h1 = model(batch["item_seq"], batch["item_seq_len"])
-    h2 = model(batch["item_seq"], batch["item_seq_len"])
+    h1 = model.represent(batch)
+    h2 = model.represent(batch)
     assert torch.equal(h1, h2)
 
 
@@ -137,11 +137,11 @@ def test_short_input_is_padded(ds):
     model = _model(ds).eval()
     seq = torch.tensor([[5, 6, 7, 0, 0, 0, 0, 0, 0, 0], [9, 3, 0, 0, 0, 0, 0, 0, 0, 0]])[:, : ds.max_len]
     lens = torch.tensor([3, 2])
-    full = model(seq, lens)
-    short = model(seq[:, :4], lens)
+    full = model.represent({"item_seq": seq, "item_seq_len": lens})
+    short = model.represent({"item_seq": seq[:, :4], "item_seq_len": lens})
     assert torch.allclose(full, short, atol=1e-6)
     with pytest.raises(ValueError):
-        model(torch.ones(1, ds.max_len + 1, dtype=torch.long), torch.tensor([1]))
+        model.represent({"item_seq": torch.ones(1, ds.max_len + 1, dtype=torch.long), "item_seq_len": torch.tensor([1])})
 
 
 def test_loss_falls_on_fixed_batch(ds):

@@ -189,7 +189,10 @@ def k_core(user_seqs: dict[int, list[int]], k: int) -> dict[int, list[int]]:
     users = np.array(list(user_seqs), dtype=np.int64)
     lens = np.array([len(s) for s in user_seqs.values()], dtype=np.int64)
     flat_u = np.repeat(np.arange(len(users)), lens)
-    flat_i = np.concatenate([np.asarray(s, dtype=np.int64) for s in user_seqs.values()]) if len(users) else np.zeros(0, np.int64)
+    flat_i = (
+        np.concatenate([np.asarray(s, dtype=np.int64) for s in user_seqs.values()])
+        if len(users) else np.zeros(0, np.int64)
+    )
     while True:
         _, inv, icount = np.unique(flat_i, return_inverse=True, return_counts=True)
         keep = icount[inv] >= k

@@ -91,7 +91,8 @@ def locate(features: str | os.PathLike | None, microlens_folder: Path) -> Extrac
     )
     if explicit and found.video is None and found.text is None:
         raise MealRecError(f"{base} holds no extracted features: expected {base / 'video' / MANIFEST} or "
-                           f"{base / 'text' / MANIFEST}; make them with `mealrec features video --videos DIR --out {base / 'video'}`")
+                           f"{base / 'text' / MANIFEST}; make them with "
+                           f"`mealrec features video --videos DIR --out {base / 'video'}`")
     for kind, folder in (("video", found.video), ("text", found.text)):
         got = _manifest(folder).get("kind") if folder is not None else kind
         if got != kind:
@@ -111,7 +112,9 @@ def _aligned(folder: Path, item_ids, what: str) -> tuple[np.ndarray | None, np.n
     if missing:
         warnings.warn(f"{folder}: {len(missing)} of {len(item_ids)} items have no extracted {what} features "
                       f"(first: {missing[:5]}); they get zero features", stacklevel=3)
-    if not np.isfinite(glob_a.astype(np.float32)).all() or (frames_a is not None and not np.isfinite(frames_a.astype(np.float32)).all()):
+    if not np.isfinite(glob_a.astype(np.float32)).all() or (
+        frames_a is not None and not np.isfinite(frames_a.astype(np.float32)).all()
+    ):
         raise MealRecError(f"{folder}: extracted {what} features contain NaN or infinite values; re-extract them")
     return frames_a, glob_a, missing
 

@@ -53,7 +53,9 @@ def load_feature_file(path: str | os.PathLike, expected_shape: tuple[int, ...]) 
     return arr
 
 
-def cached(kind: str, key: str, shape: tuple[int, ...], build: Callable[[], np.ndarray], dtype=np.float32) -> np.ndarray:
+def cached(
+    kind: str, key: str, shape: tuple[int, ...], build: Callable[[], np.ndarray], dtype=np.float32
+) -> np.ndarray:
     """Return the array cached under ``kind``/``key``, building and saving it if absent."""
     path = cache_dir() / "features" / f"{kind}-{key[:32]}.npy"
     if path.exists():

@@ -44,7 +44,10 @@ OFFICIAL_SHA256 = {
     PAIRS: "46be22f478aa891b9c2a4b357c1df2ac2478793a99d58d07336e6277b6bf426d",
     TITLES: "244aad5380cbbe0fb43458cfcda5ebe820f534384602f80a64dbbcd07dd30e49",
 }
-FETCH_HINT = "download it with `mealrec data fetch microlens-50k --data-dir DIR` (or set MEALREC_DATA / --data-dir to a directory that holds microlens-50k/)"
+FETCH_HINT = (
+    "download it with `mealrec data fetch microlens-50k --data-dir DIR` "
+    "(or set MEALREC_DATA / --data-dir to a directory that holds microlens-50k/)"
+)
 
 
 def default_data_dir() -> Path | None:
@@ -56,7 +59,9 @@ def locate(data_dir: str | os.PathLike | None) -> Path:
     """The folder holding the MicroLens-50K files, with an actionable error if absent."""
     base = Path(data_dir) if data_dir is not None else default_data_dir()
     if base is None:
-        raise MealRecError(f"no data directory given for MicroLens-50K: pass --data-dir or set MEALREC_DATA; {FETCH_HINT}")
+        raise MealRecError(
+            f"no data directory given for MicroLens-50K: pass --data-dir or set MEALREC_DATA; {FETCH_HINT}"
+        )
     if not base.is_dir():
         raise MealRecError(f"data directory {base} does not exist; {FETCH_HINT}")
     folder = base / SUBDIR if (base / SUBDIR).is_dir() else base
@@ -94,7 +99,8 @@ def read_pairs(path: str | os.PathLike, max_user_id: int | None = None) -> dict[
                     raise MealRecError(f"{path}:{lineno}: item id {tok!r} is not an integer") from None
             if user in seen_line:
                 raise MealRecError(
-                    f"{path}:{lineno}: user {user} already appeared on line {seen_line[user]}; each user must have one line"
+                    f"{path}:{lineno}: user {user} already appeared on line {seen_line[user]}; "
+                    "each user must have one line"
                 )
             seen_line[user] = lineno
             if max_user_id is None or user <= max_user_id:

@@ -268,7 +268,9 @@ def sememes_for(
     path = Path(cache_dir()) / "sememes" / f"{src}-{key[:32]}.npz"
     if use_cache and path.exists():
         with np.load(path, allow_pickle=False) as z:
-            return SememeMatrix(src, [str(v) for v in z["vocab"]], z["indptr"].astype(np.int64), z["indices"].astype(np.int64))
+            return SememeMatrix(
+                src, [str(v) for v in z["vocab"]], z["indptr"].astype(np.int64), z["indices"].astype(np.int64)
+            )
     if src == "topic":
         mat = topic_matrix(content)
     elif src == "hashtag":

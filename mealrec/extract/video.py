@@ -85,7 +85,10 @@ FRAME_RULE = (
     "K frames 1/fps apart centred on the midpoint (t_k = D/2 + (k-(K-1)/2)/fps) when D >= K/fps, "
     "else centres of K equal segments (t_k = (k+1/2)D/K); frame on screen at t_k"
 )
-POOLING = "frame k = mean of tubelet k's patch tokens (each frame repeated tubelet_size times); global = mean of all tokens"
+POOLING = (
+    "frame k = mean of tubelet k's patch tokens (each frame repeated tubelet_size times); "
+    "global = mean of all tokens"
+)
 
 
 class VideoSkipped(Exception):
@@ -341,7 +344,11 @@ class VideoMAEEncoder:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 model = VideoMAEModel(cfg)
-            cfg_json = json.dumps({k: v for k, v in sorted(cfg.to_dict().items()) if not k.startswith("_") and k not in ("transformers_version", "dtype", "torch_dtype")}, sort_keys=True, default=str)
+            cfg_json = json.dumps(
+                {k: v for k, v in sorted(cfg.to_dict().items())
+                 if not k.startswith("_") and k not in ("transformers_version", "dtype", "torch_dtype")},
+                sort_keys=True, default=str,
+            )
             self.identity = {"source": "random-init (NOT pretrained; for tests/timing)", "seed": seed,
                              "config_sha256": hashlib.sha256(cfg_json.encode()).hexdigest()}
         else:
@@ -379,9 +386,12 @@ class VideoMAEEncoder:
 
         b, k = frames.shape[:2]
         if k != self.n_frames or frames.shape[2] != self.image_size or frames.shape[3] != self.image_size:
-            raise ValueError(f"frames {frames.shape} do not match (B, {self.n_frames}, {self.image_size}, {self.image_size}, 3)")
+            raise ValueError(
+                f"frames {frames.shape} do not match (B, {self.n_frames}, {self.image_size}, {self.image_size}, 3)"
+            )
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, K, 3, S, S)
+            # (B, K, 3, S, S)
+            x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 1, 4, 2, 3).float().div_(255.0)
             x = ((x - self.mean) / self.std).repeat_interleave(self.tubelet, dim=1)  # (B, K*t, 3, S, S)
             h = self.model(pixel_values=x.to(self.device)).last_hidden_state  # (B, K*P, d)
             f = h.reshape(b, k, self.patches, self.dim).mean(dim=2)  # (B, K, d)
@@ -526,7 +536,9 @@ def extract_videos(
             "codec_frames": stats["codec_frames"], "sampled_frames": stats["sampled_frames"],
             "decode_fps": round(stats["sampled_frames"] / stats["decode_s"], 3) if stats["decode_s"] else None,
             "codec_fps": round(stats["codec_frames"] / stats["decode_s"], 3) if stats["decode_s"] else None,
-            "encode_fps": round(stats["encoded_videos"] * n_frames / stats["encode_s"], 3) if stats["encode_s"] else None,
+            "encode_fps": (
+                round(stats["encoded_videos"] * n_frames / stats["encode_s"], 3) if stats["encode_s"] else None
+            ),
             "device": device, "batch_size": batch_size,
         },
         "encoder": encoder.identity, "model_source": encoder.source, "settings": settings,

@@ -1,34 +1,43 @@
 """The model contract every recommender fills in (after RecBole's ``SequentialRecommender``).
 
-A model is one file with:
+A model is one file with a ``@dataclass Config`` of its hyperparameters (defaults = the paper's;
+``mealrec/configs/models/*.yaml`` may override them), a ``version`` of its math
+(:mod:`mealrec.versions`), one line in :data:`mealrec.models.MODELS`, and these hooks:
 
-* a ``@dataclass Config`` of its hyperparameters (defaults = the paper's; per-model
-  YAML files in ``mealrec/configs/models/`` may override them);
 * ``__init__(config, dataset)``: ``dataset`` is a :class:`mealrec.data.SequentialDataset`
   (``n_items`` counts the padding item 0; ``dataset.features()`` gives item features);
-* ``forward(item_seq (B, L), item_seq_len (B,)) -> (B, d)``: the user representation;
-* ``calculate_loss(batch) -> dict``: ``"loss"`` (the total to minimise) plus any named
-  terms to log; ``batch`` holds ``item_seq``, ``item_seq_len``, ``target``, ``user``;
-* ``full_sort_predict(batch) -> (B, n_items)``: a score for every item.
+* ``item_representations()``: the item table ``(n_items, d)``, or whatever per-step state
+  :meth:`score` reads (MMGCN: users and items of one propagation). The base computes it once per
+  training step and once per evaluation pass;
+* ``forward(batch, items)``: the user representation ``(B, d)``, or an :class:`Output` that adds
+  the parts the losses or the exports read. ``batch`` holds ``item_seq (B, L)``,
+  ``item_seq_len (B,)``, ``target (B,)`` and ``user (B,)``; ``items`` is this step's table.
+  A model whose training path differs from its evaluation path branches on ``self.training``;
+* ``score(h, items) -> (B, n_items)``: default ``h @ items.T``;
+* ``rec_loss(out, items, batch)``: default cross-entropy of ``score`` over all items;
+* ``auxiliary_losses(out, items, batch) -> dict``: weighted terms added to the loss in order;
+* ``export_parts(out, items, batch) -> dict``: Figure 7's representations (default: the user's and
+  the target item's).
 
-and one line in :data:`mealrec.models.MODELS`.
-
-Sequential backbones (SASRec, CL4SRec, TedRec) fill in the finer hooks below, which
-MealRec composes with its diffusion modules; the defaults give RecBole's CE training:
-
-* ``item_representations() -> (n_items, d)``;
-* ``score(h (B, d)) -> (B, n_items)``: default ``h @ item_representations().T``;
-* ``rec_loss(h, target) -> scalar``: default cross-entropy over ``score(h)``;
-* ``auxiliary_losses(batch) -> dict``: extra weighted terms (e.g. CL4SRec's InfoNCE),
-  default none. Each value is already multiplied by its weight and is added to the loss.
+``calculate_loss``, ``full_sort_predict`` and ``export_representations`` live here only.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@dataclass
+class Output:
+    """What ``forward`` returns when the losses or the exports need more than ``h``."""
+
+    h: torch.Tensor  # (B, d)
+    parts: dict[str, Any] = field(default_factory=dict)  # read by the model's own loss and export hooks
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)  # logged per step, not added to the loss
 
 
 class SequentialRecommender(nn.Module):
@@ -45,40 +54,89 @@ class SequentialRecommender(nn.Module):
         self.n_items = dataset.n_items
         self.max_len = dataset.max_len
 
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+    # ------------------------------------------------------------------ hooks
+    def item_representations(self) -> Any:
         raise NotImplementedError
 
-    def item_representations(self) -> torch.Tensor:
+    def forward(self, batch: dict[str, torch.Tensor], items: Any) -> torch.Tensor | Output:
         raise NotImplementedError
 
-    def score(self, h: torch.Tensor) -> torch.Tensor:
-        return h @ self.item_representations().T  # (B, n_items)
+    def score(self, h: torch.Tensor, items: Any) -> torch.Tensor:
+        return h @ items.T  # (B, n_items)
 
-    def rec_loss(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self.score(h), target)
+    def rec_loss(self, out: Output, items: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(self.score(out.h, items), batch["target"])
 
-    def auxiliary_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def auxiliary_losses(self, out: Output, items: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {}
 
+    def export_parts(self, out: Output, items: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"user": out.h, "target_item": items[batch["target"]]}
+
+    # ------------------------------------------------------------------ the contract's fixed part
+    def run(self, batch: dict[str, torch.Tensor], items: Any) -> Output:
+        out = self(batch, items)
+        return out if isinstance(out, Output) else Output(out)
+
+    def represent(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The user representation ``(B, d)`` of ``batch``, with a fresh item table."""
+        return self.run(batch, self.item_representations()).h
+
     def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        h = self.forward(batch["item_seq"], batch["item_seq_len"])  # (B, d)
-        rec = self.rec_loss(h, batch["target"])
-        aux = self.auxiliary_losses(batch)
-        total = rec + sum(aux.values()) if aux else rec
-        return {"loss": total, "rec": rec.detach(), **{k: v.detach() for k, v in aux.items()}}
+        """``{"loss": total, "rec": ..., <term>: ...}`` (all but ``loss`` detached, for logging)."""
+        items = self.item_representations()  # once per step
+        out = self.run(batch, items)
+        rec = self.rec_loss(out, items, batch)
+        total, logs = rec, {"rec": rec.detach()}
+        for k, v in self.auxiliary_losses(out, items, batch).items():
+            total = total + v
+            logs[k] = v.detach()
+        logs.update({k: v.detach() for k, v in out.logs.items()})
+        return {"loss": total, **logs}
 
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.score(self.forward(batch["item_seq"], batch["item_seq_len"]))
+        items = self.eval_cached("items", self.item_representations)  # once per evaluation pass
+        return self.score(self.run(batch, items).h, items)
 
     @torch.inference_mode()
     def export_representations(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """For Figure 7: the final user representation ``(B, d)`` and the target item's
-        representation ``(B, d)`` (models with frame representations add theirs)."""
+        """For Figure 7: the user representation ``(B, d)``, the target item's ``(B, d)`` and the
+        model's own parts (MealRec: the last item's frames before and after TCD)."""
         was = self.training
         self.eval()
-        h = self.forward(batch["item_seq"], batch["item_seq_len"])
+        items = self.item_representations()
+        out = self.export_parts(self.run(batch, items), items, batch)
         self.train(was)
-        return {"user": h, "target_item": self.item_representations()[batch["target"]]}
+        return out
+
+    # ------------------------------------------------------------------ evaluation cache
+    def _eval_cache_key(self) -> tuple:
+        # dense tensors only: sparse buffers (a fixed graph) have no single storage pointer
+        tensors = [t for t in (*self.parameters(), *self.buffers()) if t.layout == torch.strided]
+        return (torch.is_inference_mode_enabled(),) + tuple((t.data_ptr(), t._version) for t in tensors)
+
+    def eval_cached(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` while training or with gradients on; otherwise its value cached for the
+        evaluation pass, recomputed when any parameter or buffer changes (storage pointer and version
+        counter: ``load_state_dict`` or an optimiser step invalidates it) or the mode changes."""
+        cache = self.__dict__.setdefault("_eval_cache", {})
+        if self.training or torch.is_grad_enabled():
+            cache.pop(name, None)
+            return compute()
+        key = self._eval_cache_key()
+        hit = cache.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = compute()
+        cache[name] = (key, value)
+        return value
+
+    def train(self, mode: bool = True):
+        self.__dict__["_eval_cache"] = {}
+        return super().train(mode)
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+__all__ = ["Output", "SequentialRecommender"]

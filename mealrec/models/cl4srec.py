@@ -192,6 +192,7 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 1.0, simil
 
 class CL4SRec(SASRec):
     Config = CL4SRecConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Xie et al., ICDE 2022"
 
     def __init__(self, config: CL4SRecConfig, dataset):
@@ -213,7 +214,11 @@ class CL4SRec(SASRec):
         init_weights(self.item_embedding, c.initializer_range)
 
     def item_representations(self) -> torch.Tensor:
-        return self.item_embedding.weight[: self.n_items]  # (n_items, d): no mask row
+        return self.item_embedding.weight  # (n_items + 1, d): the mask row last, never scored
+
+    def score(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        # the mask row is cut here, after the forward pass (this keeps the backward pass's order, hence its bits)
+        return h @ items[: self.n_items].T  # (B, n_items)
 
     def augment(
         self, item_seq: torch.Tensor, item_seq_len: torch.Tensor
@@ -229,11 +234,11 @@ class CL4SRec(SASRec):
         )
         return seq[:B], lens[:B], seq[B:], lens[B:]
 
-    def auxiliary_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def auxiliary_losses(self, out, items, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.config
         if not self.training or c.cl_weight == 0:
             return {}
         s1, n1, s2, n2 = self.augment(batch["item_seq"], batch["item_seq_len"])
-        z = self.forward(torch.cat([s1, s2]), torch.cat([n1, n2]))  # (2B, d)
+        z = self.user_state(torch.cat([s1, s2]), torch.cat([n1, n2]))  # (2B, d)
         B = s1.shape[0]
         return {"cl": c.cl_weight * info_nce(z[:B], z[B:], c.temperature, c.similarity)}

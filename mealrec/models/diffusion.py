@@ -1,8 +1,10 @@
 """The Gaussian diffusion *process* shared by TCD and NPD (paper Section 3.1, Eqs. 1-4).
 
-The process (schedules, ``q_sample``, the x0-prediction loss, the reverse chain) is
-separate from the denoiser networks: TCD and NPD each own one :class:`GaussianDiffusion`
-and pass their own denoiser ``fn(x_t, t) -> x0_hat``.
+The process (``q_sample``, the x0-prediction loss, the reverse chain) is separate from the
+schedules, which are pure functions of ``T`` returning betas, and from the denoiser networks:
+TCD, NPD, DMMD4SR's two levels, DiQDiff and SeeDRec's S2IDM each own one
+:class:`GaussianDiffusion` built from their betas and pass their own denoiser
+``fn(x_t, t) -> x0_hat``. :func:`step_features` is the one sinusoidal step embedding.
 
 Decisions (the paper leaves them open; see the book's implementation notes):
 
@@ -43,6 +45,7 @@ SCHEDULES = {"linear": linear_beta_schedule, "cosine": cosine_beta_schedule}
 
 
 def make_schedule(name: str, T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+    """The betas ``(T,)`` (float64) of schedule ``name``."""
     if T < 1:
         raise ValueError(f"diffusion steps must be >= 1, got {T}")
     if name == "linear":
@@ -50,6 +53,11 @@ def make_schedule(name: str, T: int, beta_start: float = 1e-4, beta_end: float =
     if name == "cosine":
         return cosine_beta_schedule(T)
     raise ValueError(f"unknown beta schedule {name!r}; valid: {', '.join(SCHEDULES)}")
+
+
+def posterior_coefficients(betas: torch.Tensor, abar: torch.Tensor, abar_prev: torch.Tensor):
+    """Coefficients of the posterior mean ``coef1 x0 + coef2 x_t`` of ``q(x_{t-1} | x_t, x0)`` (DDPM Eq. 7)."""
+    return betas * abar_prev.sqrt() / (1 - abar), (1 - abar_prev) * (1.0 - betas).sqrt() / (1 - abar)
 
 
 def extract(a: torch.Tensor, t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -60,23 +68,33 @@ def extract(a: torch.Tensor, t: torch.Tensor, shape: torch.Size) -> torch.Tensor
 
 # --------------------------------------------------------------------------- process
 class GaussianDiffusion(nn.Module):
-    """Forward noising, x0-prediction loss and deterministic reverse chain for ``T`` steps."""
+    """Forward noising, x0-prediction loss and deterministic reverse chain for the betas ``(T,)`` given."""
 
-    def __init__(self, T: int, schedule: str = "linear", beta_start: float = 1e-4, beta_end: float = 0.02):
+    def __init__(self, betas: torch.Tensor):
         super().__init__()
-        betas = make_schedule(schedule, T, beta_start, beta_end)  # float64 (T,)
-        alphas = 1.0 - betas
-        abar = torch.cumprod(alphas, 0)
+        betas = betas.double()
+        if betas.dim() != 1 or len(betas) < 1 or not bool(((betas > 0) & (betas <= 1)).all()):
+            raise ValueError(f"diffusion betas must be a non-empty (T,) tensor in (0, 1], got {betas}")
+        abar = torch.cumprod(1.0 - betas, 0)
         abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
-        self.T = T
+        self.T = len(betas)
         reg = lambda name, v: self.register_buffer(name, v.float(), persistent=False)  # noqa: E731
         reg("betas", betas)
         reg("alphas_cumprod", abar)
         reg("sqrt_alphas_cumprod", abar.sqrt())
         reg("sqrt_one_minus_alphas_cumprod", (1 - abar).sqrt())
-        # posterior q(x_{t-1} | x_t, x0) mean coefficients (DDPM Eq. 7)
-        reg("posterior_mean_coef1", betas * abar_prev.sqrt() / (1 - abar))
-        reg("posterior_mean_coef2", (1 - abar_prev) * alphas.sqrt() / (1 - abar))
+        coef1, coef2 = posterior_coefficients(betas, abar, abar_prev)
+        reg("posterior_mean_coef1", coef1)
+        reg("posterior_mean_coef2", coef2)
+
+    def respaced(self, steps: list[int]) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+        """A shorter reverse chain over ``steps`` (1-based; improved DDPM's respacing): the steps in
+        descending order and their posterior-mean coefficients, from this process's (float32) ``abar``."""
+        asc = sorted(steps)
+        abar = self.alphas_cumprod.double()[torch.tensor(asc) - 1]  # (k,)
+        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+        coef1, coef2 = posterior_coefficients(1 - abar / abar_prev, abar, abar_prev)
+        return asc[::-1], coef1.flip(0).float(), coef2.flip(0).float()
 
     def sample_t(self, n: int, device: torch.device) -> torch.Tensor:
         """One step per instance, uniform on ``1..T`` (uses torch's global RNG)."""
@@ -117,6 +135,7 @@ class GaussianDiffusion(nn.Module):
         x_T: torch.Tensor,
         steps: int | None = None,
         grad_steps: int = 0,
+        chain: tuple[list[int], torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Deterministic reverse chain from ``x_T`` at step ``steps`` (default ``T``) down to step 1.
 
@@ -132,11 +151,17 @@ class GaussianDiffusion(nn.Module):
         skip-connected denoiser ``fn(x) = x + c(x)`` is ``(coef1 + coef2) x + coef1 c(x)``, so
         ``dx_t / dx_T`` is taken as ``prod (coef1 + coef2)`` (the corrections' Jacobians are
         dropped). This is truncated back-propagation through the sampling chain, as in
-        DRaFT-K (Clark et al., ICLR 2024).
+        DRaFT-K (Clark et al., ICLR 2024). ``chain``: run a respaced chain (:meth:`respaced`) instead,
+        every step recorded.
         """
         steps = self.T if steps is None else steps
         x_t = x_T
         x0_hat = x_T
+        if chain is not None:  # a respaced chain: (steps descending, coef1, coef2), see respaced()
+            for i, step in enumerate(chain[0]):
+                x0_hat = fn(x_t, torch.full((x_T.shape[0],), step, dtype=torch.long, device=x_T.device))
+                x_t = chain[1][i] * x0_hat + chain[2][i] * x_t
+            return x0_hat
         n_free = steps - grad_steps if (grad_steps > 0 and torch.is_grad_enabled()) else 0
         if n_free > 0:
             with torch.no_grad():
@@ -152,8 +177,18 @@ class GaussianDiffusion(nn.Module):
         return x0_hat
 
 
+def step_features(t: torch.Tensor, dim: int, cos_first: bool = False) -> torch.Tensor:
+    """Transformer-style sinusoidal features ``(B, dim)`` of (float) steps ``t (B,)``: ``[sin, cos]``
+    (``cos_first``: ``[cos, sin]``, DiffRec's order), zero-padded to an odd ``dim``."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]  # (B, half)
+    emb = torch.cat([args.cos(), args.sin()] if cos_first else [args.sin(), args.cos()], dim=-1)  # (B, 2*half)
+    return torch.nn.functional.pad(emb, (0, dim % 2))
+
+
 class SinusoidalTimeEmbedding(nn.Module):
-    """Transformer-style sinusoidal embedding of the step, then a 2-layer MLP (as in DDPM U-Nets)."""
+    """:func:`step_features` of the step, then a 2-layer SiLU MLP (as in DDPM U-Nets)."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -161,10 +196,4 @@ class SinusoidalTimeEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.SiLU(), nn.Linear(4 * dim, dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        half = self.dim // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-        args = t.float()[:, None] * freqs[None]  # (B, half)
-        emb = torch.cat([args.sin(), args.cos()], dim=-1)  # (B, 2*half)
-        if self.dim % 2:
-            emb = torch.nn.functional.pad(emb, (0, 1))
-        return self.mlp(emb)  # (B, dim)
+        return self.mlp(step_features(t, self.dim))  # (B, dim)

@@ -95,12 +95,8 @@ Departures from the reference:
   reference's ``[positive, negatives]`` logits with label 0.
 * **Item embeddings start at ``N(0, emb_init_std^2)`` with ``emb_init_std`` = 0.02**, not
   the reference's ``N(0, 1)`` (``nn.Embedding``'s default; set ``emb_init_std: 1.0`` to get
-  it back). With ``N(0, 1)`` the first logits ``<x0_hat, E_j>`` are large and the training
-  cross-entropy averages about 30 nats over the first epoch on microlens-small against
-  ``ln(7126)`` = 8.87 for a uniform guess; ``benchmarks/diagnose_diqdiff_init.py`` measured
-  valid NDCG@10 .0016 (N(0, 1)) against .0137 (std 0.02) after 8 epochs there
-  (``benchmarks/results/2026-11-23/diqdiff-init-microlens-small.json``), and the run under
-  the reference's initialisation early-stopped near chance level. 0.02 is the std the other
+  it back): with ``N(0, 1)`` the first logits ``<x0_hat, E_j>`` are large and the run learns
+  barely above chance (measured in the book's implementation notes). 0.02 is the std the other
   Transformer recommenders in this library use. The other weights follow the reference
   (PyTorch defaults: uniform Linear; Xavier-normal feed-forward and attention-output
   weights). Dropout masks come from :class:`~mealrec.models.layers.Dropout` (``torch.rand``;
@@ -116,8 +112,8 @@ from torch import nn
 
 from ..utils import MealRecError
 from .base import SequentialRecommender
-from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding
-from .layers import LAYER_NORM_EPS, Dropout, bidirectional_padding_mask
+from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding, linear_beta_schedule
+from .layers import LAYER_NORM_EPS, Dropout, attend, bidirectional_padding_mask
 
 SCHEDULES = ("trunc_lin", "linear")
 
@@ -203,12 +199,8 @@ class PreLNBlock(nn.Module):
             nn.init.xavier_normal_(lin.weight)
 
     def attention(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        B, L, d = x.shape
-        h = self.n_heads
-        q, k, v = (lin(x).view(B, L, h, d // h).transpose(1, 2) for lin in (self.q, self.k, self.v))  # (B, h, L, dh)
         p = self.attn_dropout if self.training else 0.0
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, L, dh)
-        return self.out(ctx.transpose(1, 2).reshape(B, L, d))
+        return self.out(attend(self.q(x), self.k(x), self.v(x), self.n_heads, mask, p))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x + self.drop1(self.attention(self.norm1(x), mask))
@@ -218,6 +210,7 @@ class PreLNBlock(nn.Module):
 
 class DiQDiff(SequentialRecommender):
     Config = DiQDiffConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Mao et al., WWW 2025"
 
     def __init__(self, config: DiQDiffConfig, dataset):
@@ -251,22 +244,11 @@ class DiQDiff(SequentialRecommender):
         self.out_norm = nn.LayerNorm(d, eps=LAYER_NORM_EPS)
         # diffusion process on the target embedding
         beta_start, beta_end = diffurec_betas(c.schedule, c.diffusion_steps)
-        self.diffusion = GaussianDiffusion(c.diffusion_steps, "linear", beta_start, beta_end)
-        self._set_sampling_chain(respaced_steps(c.diffusion_steps, c.sample_steps))
-
-    # ------------------------------------------------------------------ diffusion helpers
-    def _set_sampling_chain(self, steps: list[int]) -> None:
-        """Posterior-mean coefficients of the (respaced) reverse chain over ``steps`` (descending)."""
-        abar_all = self.diffusion.alphas_cumprod.double()  # (T,)
-        asc = sorted(steps)
-        abar = abar_all[torch.tensor(asc) - 1]  # (k,)
-        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
-        betas = 1 - abar / abar_prev
-        coef1 = betas * abar_prev.sqrt() / (1 - abar)
-        coef2 = (1 - abar_prev) * (1 - betas).sqrt() / (1 - abar)
-        self.sample_schedule = asc[::-1]
-        self.register_buffer("sample_coef1", coef1.flip(0).float(), persistent=False)
-        self.register_buffer("sample_coef2", coef2.flip(0).float(), persistent=False)
+        self.diffusion = GaussianDiffusion(linear_beta_schedule(c.diffusion_steps, beta_start, beta_end))
+        # the reverse chain at inference, over the respaced steps
+        self.sample_schedule, coef1, coef2 = self.diffusion.respaced(respaced_steps(c.diffusion_steps, c.sample_steps))
+        self.register_buffer("sample_coef1", coef1, persistent=False)
+        self.register_buffer("sample_coef2", coef2, persistent=False)
 
     def _time_input(self, t: torch.Tensor) -> torch.Tensor:
         t0 = (t - 1).float()  # the reference's 0-based step
@@ -327,17 +309,20 @@ class DiQDiff(SequentialRecommender):
         return self.out_norm(self.out_dropout(h))[:, -1]  # (B, d): most recent position
 
     # ------------------------------------------------------------------ contract
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        """The generated target representation ``(B, d)`` by the deterministic reverse chain."""
-        S, mask = self.embed(item_seq, item_seq_len)
+    def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        """Training: ``x0_hat (B, d)`` denoised from the target's embedding noised to a random step
+        (the codebook updated from the batch). Evaluation: the target representation generated by the
+        deterministic reverse chain from ``x_T = 0``."""
+        S, mask = self.embed(batch["item_seq"], batch["item_seq_len"])
+        if self.training:
+            G = self.guidance(S, self.quantize(S, update=True))
+            x0 = self.item_embedding(batch["target"])  # (B, d)
+            t = self.diffusion.sample_t(x0.shape[0], x0.device)
+            return self.denoise(G, mask, self.diffusion.q_sample(x0, t), t)  # (B, d)
         G = self.guidance(S, self.quantize(S))
-        x_t = S.new_zeros(S.shape[0], S.shape[-1])  # x_T = prior mean
-        x0_hat = x_t
-        for i, step in enumerate(self.sample_schedule):
-            t = torch.full((S.shape[0],), step, dtype=torch.long, device=S.device)
-            x0_hat = self.denoise(G, mask, x_t, t)
-            x_t = self.sample_coef1[i] * x0_hat + self.sample_coef2[i] * x_t
-        return x0_hat
+        x_T = S.new_zeros(S.shape[0], S.shape[-1])  # the prior mean
+        chain = (self.sample_schedule, self.sample_coef1, self.sample_coef2)
+        return self.diffusion.reverse(lambda x_t, t: self.denoise(G, mask, x_t, t), x_T, chain=chain)
 
     def item_representations(self) -> torch.Tensor:
         return self.item_embedding.weight  # (n_items, d)
@@ -348,21 +333,13 @@ class DiQDiff(SequentialRecommender):
         sim = z @ z.T / self.config.contra_temperature  # (B, B)
         return F.cross_entropy(sim, torch.arange(z.shape[0], device=z.device))
 
-    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def auxiliary_losses(self, out, items: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.config
-        S, mask = self.embed(batch["item_seq"], batch["item_seq_len"])
-        G = self.guidance(S, self.quantize(S, update=self.training))
-        x0 = self.item_embedding(batch["target"])  # (B, d)
-        t = self.diffusion.sample_t(x0.shape[0], x0.device)
-        x0_hat = self.denoise(G, mask, self.diffusion.q_sample(x0, t), t)  # (B, d)
-        rec = F.cross_entropy(self.score(x0_hat), batch["target"])
-        out = {"rec": rec}
-        loss = rec
-        if c.lambda_contra > 0:
-            contra = self.contrastive_discrepancy(x0_hat)
-            loss = loss + c.lambda_contra * contra
-            out["contra"] = contra
-        return {"loss": loss, **{k: v.detach() for k, v in out.items()}}
+        if not self.training or c.lambda_contra <= 0:
+            return {}
+        contra = self.contrastive_discrepancy(out.h)
+        out.logs["contra"] = contra  # logged unweighted
+        return {"contra": c.lambda_contra * contra}
 
 
 __all__ = ["DiQDiff", "DiQDiffConfig", "diffurec_betas", "left_align", "respaced_steps"]

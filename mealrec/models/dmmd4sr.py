@@ -88,10 +88,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..utils import MealRecError
-from .base import SequentialRecommender
-from .evalcache import EvalCacheMixin
-from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding
-from .layers import LAYER_NORM_EPS, Dropout, TransformerEncoder, causal_padding_mask, gather_last, init_weights
+from .base import Output, SequentialRecommender
+from .sasrec import SASRecConfig
+from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding, make_schedule
+from .layers import LAYER_NORM_EPS, SequenceEncoder, init_weights
 
 MODALITIES = ("id", "text", "visual")
 CONTENT = ("text", "visual")
@@ -99,14 +99,9 @@ FUSIONS = ("uncertainty", "mean")
 
 
 @dataclass
-class DMMD4SRConfig:
-    hidden_size: int = 64
-    inner_size: int = 256
-    n_layers: int = 2
-    n_heads: int = 2
-    hidden_dropout: float = 0.5
-    attn_dropout: float = 0.5
-    initializer_range: float = 0.02
+class DMMD4SRConfig(SASRecConfig):
+    """The sequence encoders' settings (SASRec's) plus DMMD4SR's own."""
+
     steps: int = 10  # T of both diffusion levels
     schedule: str = "linear"
     beta_start: float = 0.0001
@@ -131,28 +126,9 @@ class SkipDenoiser(nn.Module):
         return x_t + self.mlp(torch.cat([x_t, cond, self.time(t)], dim=-1))
 
 
-class ModalityEncoder(nn.Module):
-    """SASRec over one modality's item representations: ``+ position -> LN -> dropout ->
-    causal Transformer -> last real state``."""
-
-    def __init__(self, c: DMMD4SRConfig, max_len: int):
-        super().__init__()
-        d = c.hidden_size
-        self.position = nn.Embedding(max_len, d)
-        self.norm = nn.LayerNorm(d, eps=LAYER_NORM_EPS)
-        self.dropout = Dropout(c.hidden_dropout)
-        self.encoder = TransformerEncoder(c.n_layers, d, c.n_heads, c.inner_size, c.hidden_dropout, c.attn_dropout)
-
-    def forward(self, x: torch.Tensor, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        # x (B, L, d) item representations of the sequence
-        pos = torch.arange(item_seq.shape[1], device=item_seq.device)
-        h = self.dropout(self.norm(x + self.position(pos)[None]))
-        h = self.encoder(h, causal_padding_mask(item_seq, h.dtype))  # (B, L, d)
-        return gather_last(h, item_seq_len)  # (B, d)
-
-
-class DMMD4SR(EvalCacheMixin, SequentialRecommender):
+class DMMD4SR(SequentialRecommender):
     Config = DMMD4SRConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Lu & Yin, ACM MM 2025"
 
     def __init__(self, config: DMMD4SRConfig, dataset):
@@ -169,7 +145,8 @@ class DMMD4SR(EvalCacheMixin, SequentialRecommender):
         text, visual = feats.text.detach().float(), feats.visual.detach().float()
         for name, f in (("text", text), ("visual", visual)):
             if f.dim() != 2 or f.shape[0] != self.n_items:
-                raise MealRecError(f"dmmd4sr: {name} features must be (n_items={self.n_items}, dim), got {tuple(f.shape)}")
+                raise MealRecError(
+                    f"dmmd4sr: {name} features must be (n_items={self.n_items}, dim), got {tuple(f.shape)}")
         self.register_buffer("text_features", text.clone(), persistent=False)
         self.register_buffer("visual_features", visual.clone(), persistent=False)
         d = c.hidden_size
@@ -179,10 +156,10 @@ class DMMD4SR(EvalCacheMixin, SequentialRecommender):
             "visual": nn.Sequential(nn.Linear(visual.shape[1], d), nn.LayerNorm(d, eps=LAYER_NORM_EPS)),
         })
         self.item_denoisers = nn.ModuleDict({m: SkipDenoiser(d, c.denoiser_inner) for m in CONTENT})  # level 1
-        self.encoders = nn.ModuleDict({m: ModalityEncoder(c, self.max_len) for m in MODALITIES})
+        self.encoders = nn.ModuleDict({m: SequenceEncoder.of(c, self.max_len) for m in MODALITIES})
         self.interest_denoisers = nn.ModuleDict({m: SkipDenoiser(d, c.denoiser_inner) for m in MODALITIES})  # level 2
         self.uncertainty_heads = nn.ModuleDict({m: nn.Linear(d, 1) for m in MODALITIES})
-        self.diffusion = GaussianDiffusion(c.steps, c.schedule, c.beta_start, c.beta_end)
+        self.diffusion = GaussianDiffusion(make_schedule(c.schedule, c.steps, c.beta_start, c.beta_end))
         self.apply(lambda mod: init_weights(mod, c.initializer_range))
 
     # ------------------------------------------------------------------ level 1: items
@@ -230,52 +207,49 @@ class DMMD4SR(EvalCacheMixin, SequentialRecommender):
     def fuse(self, z: dict[str, torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
         return torch.cat([weights[:, i : i + 1] * z[m] for i, m in enumerate(MODALITIES)], dim=-1)  # (B, 3d)
 
-    def _represent(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        tables = self.eval_cached("item_tables", self.item_tables)  # once per evaluation pass
-        u = self.interests(item_seq, item_seq_len, tables)
-        h = self.fuse(self.generate(u), self.fusion_weights(self.log_uncertainty(u)))
-        return h, tables
-
     # ------------------------------------------------------------------ contract
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        return self._represent(item_seq, item_seq_len)[0]  # (B, 3d)
+    def item_representations(self) -> dict[str, torch.Tensor]:
+        return self.item_tables()
 
     @staticmethod
     def _stack(tables: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.cat([tables[m] for m in MODALITIES], dim=-1)  # (n_items, 3d)
 
-    def item_representations(self) -> torch.Tensor:
-        return self._stack(self.item_tables())
+    def score(self, h: torch.Tensor, tables: dict[str, torch.Tensor]) -> torch.Tensor:
+        return h @ self._stack(tables).T  # (B, n_items)
 
-    def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        h, tables = self._represent(batch["item_seq"], batch["item_seq_len"])
-        return h @ self.eval_cached("stacked", lambda: self._stack(tables)).T  # (B, n_items)
-
-    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        c = self.config
-        target = batch["target"]
-        tables = self.item_tables()
+    def forward(self, batch: dict[str, torch.Tensor], tables: dict[str, torch.Tensor]) -> Output:
+        """``h (B, 3d)``; in training also the three denoising losses, computed in the reference's order."""
+        item_seq, item_seq_len = batch["item_seq"], batch["item_seq_len"]
+        if not self.training:
+            u = self.interests(item_seq, item_seq_len, tables)
+            return Output(self.fuse(self.generate(u), self.fusion_weights(self.log_uncertainty(u))))
         # level 1: item-level content denoising on every real item
         E = self.item_embedding.weight[1:]
         l_item = sum(self.diffusion.training_loss(self._item_fn(m, E), self.raw_content(m)[1:])[0] for m in CONTENT)
         # level 2: interest-level denoising of the next item's representation, per modality
-        u = self.interests(batch["item_seq"], batch["item_seq_len"], tables)
+        u = self.interests(item_seq, item_seq_len, tables)
         s = self.log_uncertainty(u)  # (B, 3)
         l_int, l_unc = 0.0, 0.0
         for i, m in enumerate(MODALITIES):
-            x0 = tables[m][target].detach()  # (B, d)
+            x0 = tables[m][batch["target"]].detach()  # (B, d)
             fn = lambda x, t, m=m: self.interest_denoisers[m](x, t, u[m])  # noqa: E731
             mse, x0_hat = self.diffusion.training_loss(fn, x0)
             err = (1.0 - F.cosine_similarity(x0_hat, x0, dim=-1)).detach()  # (B,)
             l_int = l_int + mse
             l_unc = l_unc + (err * torch.exp(-s[:, i]) + s[:, i]).mean()
-        h = self.fuse(self.generate(u), self.fusion_weights(s))  # (B, 3d)
-        rec = F.cross_entropy(h @ self._stack(tables).T, target)
-        loss = rec + c.lambda_item * l_item + c.lambda_interest * l_int + c.lambda_uncertainty * l_unc
-        return {
-            "loss": loss, "rec": rec.detach(), "item_denoise": l_item.detach(),
-            "interest_denoise": l_int.detach(), "uncertainty": l_unc.detach(),
-        }
+        terms = {"item_denoise": l_item, "interest_denoise": l_int, "uncertainty": l_unc}
+        return Output(self.fuse(self.generate(u), self.fusion_weights(s)), terms, logs=terms)  # logged unweighted
+
+    def auxiliary_losses(self, out: Output, tables, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if not out.parts:
+            return {}
+        c, p = self.config, out.parts
+        return {"item_denoise": c.lambda_item * p["item_denoise"], "interest_denoise": c.lambda_interest *
+                p["interest_denoise"], "uncertainty": c.lambda_uncertainty * p["uncertainty"]}
+
+    def export_parts(self, out: Output, tables, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"user": out.h, "target_item": self._stack(tables)[batch["target"]]}
 
 
 __all__ = ["DMMD4SR", "DMMD4SRConfig", "MODALITIES"]

@@ -110,24 +110,17 @@ from ..data.layerwise import text_layers as load_text_layers
 from ..data.layerwise import visual_layers as load_visual_layers
 from ..utils import MealRecError
 from .base import SequentialRecommender
-from .evalcache import EvalCacheMixin
-from .layers import LAYER_NORM_EPS, Dropout, TransformerEncoder, causal_padding_mask, gather_last, init_weights
+from .sasrec import SASRecConfig
+from .layers import SequenceEncoder, init_weights
 
 ALIGN_CHOICES = ("narrower", "text", "visual")
 
 
 @dataclass
-class SideAdapterConfig:
-    """Settings shared by IISAN and IISAN-Versa."""
+class SideAdapterConfig(SASRecConfig):
+    """Settings shared by IISAN and IISAN-Versa: the SASRec user encoder's (MealRec paper's backbone
+    size, sasrec.yaml), then the side adapter networks'."""
 
-    # SASRec user encoder (MealRec paper's backbone size, sasrec.yaml)
-    hidden_size: int = 64
-    inner_size: int = 256
-    n_layers: int = 2
-    n_heads: int = 2
-    hidden_dropout: float = 0.5
-    attn_dropout: float = 0.5
-    initializer_range: float = 0.02
     # side adapter networks
     text_adapter_down: int = 64  # bottleneck of the text SAN's adapters (bert_adapter_down_size)
     visual_adapter_down: int = 64  # bottleneck of the visual SAN's adapters (cv_adapter_down_size)
@@ -214,7 +207,7 @@ class AdapterBlock(nn.Module):
         return self.up(F.relu(self.down(x))) + x  # (N, width)
 
 
-class SideAdapterRecommender(EvalCacheMixin, SequentialRecommender):
+class SideAdapterRecommender(SequentialRecommender):
     """Shared machinery of IISAN and IISAN-Versa; subclasses choose the layers and the pairing."""
 
     Config = SideAdapterConfig
@@ -262,10 +255,7 @@ class SideAdapterRecommender(EvalCacheMixin, SequentialRecommender):
         self.d_text, self.d_visual, self.d_mm = d_t, d_v, d_m
 
         # --- user encoder (SASRec), initialised as the library's SASRec
-        self.position_embedding = nn.Embedding(self.max_len, h)
-        self.encoder = TransformerEncoder(c.n_layers, h, c.n_heads, c.inner_size, c.hidden_dropout, c.attn_dropout)
-        self.norm = nn.LayerNorm(h, eps=LAYER_NORM_EPS)
-        self.dropout = Dropout(c.hidden_dropout)
+        self.seq = SequenceEncoder.of(c, self.max_len)
         self.apply(lambda m: init_weights(m, c.initializer_range))
 
         # --- side adapter networks (created after init_weights: reference initialisation)
@@ -336,31 +326,15 @@ class SideAdapterRecommender(EvalCacheMixin, SequentialRecommender):
         e_m = self.fc_mm_down(self.fc_mm(m))  # (n, h)
         return self.com_dense(torch.cat([e_v, e_t, e_m], dim=-1)) * self.item_mask  # (n_items, h)
 
-    # ------------------------------------------------------------------ user encoder and contract
-    def forward(
-        self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, items: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """User representation ``(B, h)``; ``items (n_items, h)`` reuses an item table computed by the caller."""
-        items = self.item_representations() if items is None else items
-        pos = torch.arange(item_seq.shape[1], device=item_seq.device)
-        x = F.embedding(item_seq, items) + self.position_embedding(pos)[None]  # (B, L, h)
-        x = self.dropout(self.norm(x))
-        out = self.encoder(x, causal_padding_mask(item_seq, x.dtype))  # (B, L, h)
-        return gather_last(out, item_seq_len)  # (B, h)
-
-    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        items = self.item_representations()  # (n_items, h), once per step
-        h = self.forward(batch["item_seq"], batch["item_seq_len"], items=items)
-        rec = F.cross_entropy(h @ items.T, batch["target"])
-        return {"loss": rec, "rec": rec.detach()}
-
-    def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        items = self.eval_cached("items", self.item_representations)  # once per evaluation pass
-        return self.forward(batch["item_seq"], batch["item_seq_len"], items=items) @ items.T  # (B, n_items)
+    # ------------------------------------------------------------------ user encoder
+    def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        """User representation ``(B, h)`` over this step's item table ``items (n_items, h)``."""
+        return self.seq(F.embedding(batch["item_seq"], items), batch["item_seq"], batch["item_seq_len"])  # (B, h)
 
 
 class IISAN(SideAdapterRecommender):
     Config = IISANConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Fu et al., SIGIR 2024"
     asymmetric = False
 
@@ -373,6 +347,7 @@ class IISAN(SideAdapterRecommender):
 
 class IISANVersa(SideAdapterRecommender):
     Config = IISANVersaConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Fu et al., TKDE 2025"
     asymmetric = True
 

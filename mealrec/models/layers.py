@@ -34,6 +34,19 @@ class Dropout(nn.Module):
         return x * keep * (1.0 / (1.0 - self.p))
 
 
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_heads: int, mask: torch.Tensor | None,
+           dropout_p: float = 0.0) -> torch.Tensor:
+    """Scaled dot-product attention over ``n_heads`` heads of projected queries ``(B, L, d)`` and keys and
+    values ``(B, Lk, d)``; ``mask`` additive, broadcastable to ``(B, h, L, Lk)``. Returns ``(B, L, d)``."""
+    B, L, d = q.shape
+    Lk = k.shape[1]
+    q = q.view(B, L, n_heads, d // n_heads).transpose(1, 2)  # (B, h, L, dh)
+    k = k.view(B, Lk, n_heads, d // n_heads).transpose(1, 2)
+    v = v.view(B, Lk, n_heads, d // n_heads).transpose(1, 2)
+    ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # (B, h, L, dh)
+    return ctx.transpose(1, 2).reshape(B, L, d)
+
+
 class MultiHeadAttention(nn.Module):
     def __init__(self, hidden: int, n_heads: int, attn_dropout: float, hidden_dropout: float):
         super().__init__()
@@ -50,16 +63,9 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         # x (B, L, d); mask additive, broadcastable to (B, h, L, Lk); context (B, Lk, d) or None (self-attention)
-        B, L, d = x.shape
         kv = x if context is None else context
-        Lk = kv.shape[1]
-        h = self.n_heads
-        q = self.query(x).view(B, L, h, d // h).transpose(1, 2)  # (B, h, L, dh)
-        k = self.key(kv).view(B, Lk, h, d // h).transpose(1, 2)
-        v = self.value(kv).view(B, Lk, h, d // h).transpose(1, 2)
         p = self.attn_dropout if self.training else 0.0
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, L, dh)
-        ctx = ctx.transpose(1, 2).reshape(B, L, d)
+        ctx = attend(self.query(x), self.key(kv), self.value(kv), self.n_heads, mask, p)  # (B, L, d)
         return self.norm(self.out_dropout(self.dense(ctx)) + x)
 
 
@@ -86,7 +92,8 @@ class TransformerLayer(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    def __init__(self, n_layers: int, hidden: int, n_heads: int, inner: int, hidden_dropout: float, attn_dropout: float):
+    def __init__(self, n_layers: int, hidden: int, n_heads: int, inner: int, hidden_dropout: float,
+                 attn_dropout: float):
         super().__init__()
         self.layers = nn.ModuleList(
             TransformerLayer(hidden, n_heads, inner, hidden_dropout, attn_dropout) for _ in range(n_layers)
@@ -96,6 +103,36 @@ class TransformerEncoder(nn.Module):
         for layer in self.layers:
             x = layer(x, mask)
         return x
+
+
+class SequenceEncoder(nn.Module):
+    """SASRec's user encoder over item representations: ``+ learned position -> LayerNorm -> dropout ->
+    n_layers causal post-LN Transformer layers -> the state at the last real position``."""
+
+    def __init__(self, max_len: int, hidden: int, n_layers: int, n_heads: int, inner: int, hidden_dropout: float,
+                 attn_dropout: float):
+        super().__init__()
+        self.position_embedding = nn.Embedding(max_len, hidden)
+        self.encoder = TransformerEncoder(n_layers, hidden, n_heads, inner, hidden_dropout, attn_dropout)
+        self.norm = nn.LayerNorm(hidden, eps=LAYER_NORM_EPS)
+        self.dropout = Dropout(hidden_dropout)
+
+    @classmethod
+    def of(cls, c, max_len: int) -> "SequenceEncoder":
+        """From a configuration with SASRec's encoder fields (``hidden_size``, ``n_layers``, ...)."""
+        return cls(max_len, c.hidden_size, c.n_layers, c.n_heads, c.inner_size, c.hidden_dropout, c.attn_dropout)
+
+    def inputs(self, emb: torch.Tensor) -> torch.Tensor:
+        """``emb (B, L, d)`` item representations -> positioned, normalised inputs ``(B, L, d)``."""
+        pos = torch.arange(emb.shape[1], device=emb.device)
+        return self.dropout(self.norm(emb + self.position_embedding(pos)[None]))
+
+    def states(self, x: torch.Tensor, item_seq: torch.Tensor) -> torch.Tensor:
+        """The Transformer over inputs ``x (B, L, d)`` (causal, padding of ``item_seq`` masked) ``(B, L, d)``."""
+        return self.encoder(x, causal_padding_mask(item_seq, x.dtype))
+
+    def forward(self, emb: torch.Tensor, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        return gather_last(self.states(self.inputs(emb), item_seq), item_seq_len)  # (B, d)
 
 
 def causal_padding_mask(item_seq: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -133,11 +170,13 @@ def gather_last(output: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tenso
 
 
 __all__ = [
+    "attend",
     "Dropout",
     "MultiHeadAttention",
     "FeedForward",
     "TransformerLayer",
     "TransformerEncoder",
+    "SequenceEncoder",
     "causal_padding_mask",
     "bidirectional_padding_mask",
     "init_weights",

@@ -80,7 +80,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..utils import MealRecError
-from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding
+from .base import Output
+from .diffusion import GaussianDiffusion, SinusoidalTimeEmbedding, make_schedule
 from .layers import Dropout, FeedForward, MultiHeadAttention, TransformerEncoder, init_weights
 from .plugin import BackbonePlugin, with_backbone
 
@@ -218,7 +219,7 @@ class TCD(nn.Module):
         self.encoder = TransformerEncoder(cfg.tcd_layers, d, cfg.n_heads, 4 * d, cfg.dropout, cfg.dropout)
         self.ctx_proj = nn.Linear(d_v, d)
         self.denoiser = TemporalUNet(d, cfg.unet_channels, cfg.n_heads, cfg.dropout)
-        self.diffusion = GaussianDiffusion(cfg.steps, cfg.schedule, cfg.beta_start, cfg.beta_end)
+        self.diffusion = GaussianDiffusion(make_schedule(cfg.schedule, cfg.steps, cfg.beta_start, cfg.beta_end))
         self.grad_steps = cfg.grad_steps
         self.detach_inputs = cfg.diffusion_grad == "denoisers"
         nn.init.normal_(self.pos, std=0.02)
@@ -345,7 +346,8 @@ class MealRec(BackbonePlugin):
             self.frame_norm, self.text_norm = nn.LayerNorm(d), nn.LayerNorm(d)
         if self.use_npd:
             self.npd = NPDDenoiser(d, config)
-            self.npd_diffusion = GaussianDiffusion(config.steps, config.schedule, config.beta_start, config.beta_end)
+            self.npd_diffusion = GaussianDiffusion(make_schedule(config.schedule, config.steps, config.beta_start,
+                                                             config.beta_end))
         else:
             self.fusion = nn.Sequential(nn.Linear(3 * d, d), nn.GELU(), nn.Linear(d, d))
         for name, m in self.named_children():
@@ -369,10 +371,11 @@ class MealRec(BackbonePlugin):
         alpha = torch.softmax(logits, dim=1)  # (B, L)
         return (alpha[:, :, None] * self.visual[item_seq]).sum(1)  # (B, d_v)
 
-    def _components(self, item_seq, item_seq_len):
-        """``(h, diffusion loss terms (training only), intermediate parts)``."""
+    def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> Output:
+        """``h (B, d)``; parts: the diffusion losses (training only) and the frames before and after TCD."""
+        item_seq, item_seq_len = batch["item_seq"], batch["item_seq_len"]
         terms: dict[str, torch.Tensor] = {}
-        x0 = self.backbone(item_seq, item_seq_len)  # (B, d)
+        x0 = self.backbone.user_state(item_seq, item_seq_len)  # (B, d)
         last = item_seq.gather(1, (item_seq_len - 1)[:, None]).squeeze(1)  # (B,)
         frames = self.frames[last].float()  # (B, K, d_v)
         if self.use_tcd:
@@ -399,57 +402,35 @@ class MealRec(BackbonePlugin):
             h = self.npd_diffusion.reverse(fn, x_T, grad_steps=self.config.grad_steps)  # as in evaluation
         else:
             h = x0 + self.fusion(torch.cat([x0, tokens.mean(1), text], dim=-1))
-        return h, terms, {"x0": x0, "frames_before": z0, "frames_after": frames_out}
+        return Output(h, {**terms, "x0": x0, "frames_before": z0, "frames_after": frames_out}, logs=terms)
 
-    # ------------------------------------------------------------------ contract
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        return self._components(item_seq, item_seq_len)[0]
+    def auxiliary_losses(self, out: Output, items: torch.Tensor, batch: dict[str, torch.Tensor]
+                         ) -> dict[str, torch.Tensor]:
+        c, p = self.config, out.parts
+        terms = {k: w * p[k] for k, w in (("tcd", c.lambda_t), ("npd", c.lambda_n)) if k in p}  # logged unweighted
+        return {**terms, **self.backbone.auxiliary_losses(out, items, batch)}
 
-    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        h, terms, _ = self._components(batch["item_seq"], batch["item_seq_len"])
-        rec = self.rec_loss(h, batch["target"])
-        out = {"rec": rec.detach()}
-        total = rec
-        if "tcd" in terms:
-            total = total + self.config.lambda_t * terms["tcd"]
-            out["tcd"] = terms["tcd"].detach()
-        if "npd" in terms:
-            total = total + self.config.lambda_n * terms["npd"]
-            out["npd"] = terms["npd"].detach()
-        for k, v in self.backbone.auxiliary_losses(batch).items():
-            total = total + v
-            out[k] = v.detach()
-        out["loss"] = total
-        return out
-
-    @torch.inference_mode()
-    def export_representations(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """For Figure 7: final user representation, target item embedding, and the last item's
-        frame representations before and after TCD (``(B, K, d)`` each)."""
-        was = self.training
-        self.eval()
-        h, _, parts = self._components(batch["item_seq"], batch["item_seq_len"])
-        self.train(was)
-        return {
-            "user": h,
-            "target_item": self.item_representations()[batch["target"]],
-            "frames_before": parts["frames_before"],
-            "frames_after": parts["frames_after"],
-        }
+    def export_parts(self, out: Output, items: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Also the last item's frame representations before and after TCD (``(B, K, d)`` each)."""
+        return {**super().export_parts(out, items, batch), "frames_before": out.parts["frames_before"],
+                "frames_after": out.parts["frames_after"]}
 
 
 class MealRecSASRec(MealRec):
     backbone_name = "sasrec"
     Config = with_backbone(MealRecConfig, "sasrec", "MealRecSASRecConfig")
+    version = 1  # of this class's math (see mealrec/versions.py)
     table2 = False  # Figure 6 (universality), not a Table 2 row
 
 
 class MealRecCL4SRec(MealRec):
     backbone_name = "cl4srec"
     Config = with_backbone(MealRecConfig, "cl4srec", "MealRecCL4SRecConfig")
+    version = 1  # of this class's math (see mealrec/versions.py)
     table2 = False
 
 
 class MealRecTedRec(MealRec):
     backbone_name = "tedrec"
     Config = with_backbone(MealRecConfig, "tedrec", "MealRecTedRecConfig")
+    version = 1  # of this class's math (see mealrec/versions.py)

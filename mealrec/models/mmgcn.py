@@ -40,18 +40,14 @@ the padding column takes part as for SASRec), or ``"bpr"`` -- the reference's
 ``-mean log sigmoid(<u*, i+> - <u*, i->)`` with one negative per instance drawn uniformly
 among the items the user has no training interaction with. Both add the reference's L2
 term ``reg_weight * (mean(e_u^2 + e_{i+}^2 [+ e_{i-}^2]) + sum_m mean(P_m^2))``.
-CE is the default because it is what every other Table 2 model here is trained with and
-it trained better here: on ``synthetic-small`` after 8 epochs, valid NDCG@10 0.188 (CE)
-against 0.134 (BPR with one negative per instance), at the same cost per epoch.
+CE is the default because it is what every other Table 2 model here is trained with, and it
+trained better here (the book's implementation notes give the comparison).
 Training instances are the library's prefix instances ``(user, target)``; the sequence
 itself is not used by MMGCN.
 
-Sequence interface: ``calculate_loss``, ``full_sort_predict`` and
-``export_representations`` use ``batch["user"]`` (the user's graph node). ``forward(item_seq,
-item_seq_len)`` -- which the contract requires but MMGCN has no use for -- returns the mean
-of the propagated representations ``i*`` of the sequence's (non-padding) items, i.e. a
-one-hop mean aggregation of the kind the GCN applies to a user node, without the user's
-own preference and ID terms; it is not used for training or ranking.
+Contract: the per-step item state is one propagation, ``(users, items)``; ``forward`` returns the
+user's node representation ``u*`` (``batch["user"]``), so training, ranking and Figure 7 read the
+graph, never the sequence.
 
 Departures from the reference:
 
@@ -87,8 +83,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SequentialRecommender
-from .evalcache import EvalCacheMixin
+from .base import Output, SequentialRecommender
 
 MODALITIES = ("text", "visual", "both")
 #: rejection-sampling rounds for BPR negatives
@@ -165,8 +160,9 @@ class ModalityGCN(nn.Module):
         return x  # (N, d)
 
 
-class MMGCN(EvalCacheMixin, SequentialRecommender):
+class MMGCN(SequentialRecommender):
     Config = MMGCNConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Wei et al., ACM MM 2019"
 
     def __init__(self, config: MMGCNConfig, dataset):
@@ -178,7 +174,8 @@ class MMGCN(EvalCacheMixin, SequentialRecommender):
             raise ValueError(f"loss must be 'ce' or 'bpr', got {c.loss!r}")
         self.n_users = dataset.n_users
         users, items = training_graph(dataset)
-        self.register_buffer("adj", bipartite_adjacency(users, items, self.n_users, self.n_items, c.aggr), persistent=False)
+        adj = bipartite_adjacency(users, items, self.n_users, self.n_items, c.aggr)
+        self.register_buffer("adj", adj, persistent=False)
         # sorted keys user * n_items + item of the training pairs (BPR negative rejection)
         self.register_buffer("train_keys", torch.from_numpy(np.unique(users * self.n_items + items)), persistent=False)
 
@@ -207,22 +204,9 @@ class MMGCN(EvalCacheMixin, SequentialRecommender):
         return out
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(users (n_users, d), items (n_items, d))``; recomputed on every call while
-        training or with gradients on, cached otherwise until a parameter or buffer changes
-        (:class:`~mealrec.models.evalcache.EvalCacheMixin`)."""
-        reps = self.eval_cached("nodes", self._propagate)
+        """``(users (n_users, d), items (n_items, d))`` of one propagation."""
+        reps = self._propagate()
         return reps[: self.n_users], reps[self.n_users :]
-
-    # ------------------------------------------------------------------ contract
-    def item_representations(self) -> torch.Tensor:
-        return self.propagate()[1]  # (n_items, d)
-
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        """Mean of the propagated item representations of the sequence ``(B, d)`` (not used
-        for training or ranking, which use the user's node; see the module docstring)."""
-        items = self.propagate()[1]  # (n_items, d)
-        mask = (item_seq != 0).unsqueeze(-1).to(items.dtype)  # (B, L, 1)
-        return (F.embedding(item_seq, items) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, d)
 
     def sample_negatives(self, user: torch.Tensor) -> torch.Tensor:
         """One item per user, uniform over ``1..n_items-1`` minus the user's training items."""
@@ -234,34 +218,42 @@ class MMGCN(EvalCacheMixin, SequentialRecommender):
             neg = torch.where(hit, torch.randint(1, self.n_items, user.shape, device=user.device), neg)
         return neg
 
-    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        c = self.config
-        users, items = self.propagate()
-        user, pos = batch["user"], batch["target"]
-        u = users[user]  # (B, d)
+    # ------------------------------------------------------------------ contract
+    def item_representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.propagate()  # users and items of one propagation, once per step or evaluation pass
+
+    def forward(self, batch: dict[str, torch.Tensor], nodes: tuple[torch.Tensor, torch.Tensor]) -> Output:
+        """``u*`` of the batch's users ``(B, d)``; in training also the ID embeddings the L2 term reads."""
+        user = batch["user"]
+        u = nodes[0][user]  # (B, d)
+        if not self.training:
+            return Output(u)
         id_u = self.id_embedding[user]
-        id_items = [self.id_embedding[self.n_users + pos]]
-        if c.loss == "ce":
-            rec = F.cross_entropy(u @ items.T, pos)
-        else:
-            neg = self.sample_negatives(user)
-            diff = (u * items[pos]).sum(-1) - (u * items[neg]).sum(-1)  # (B,)
-            rec = -F.logsigmoid(diff).mean()
-            id_items.append(self.id_embedding[self.n_users + neg])
-        reg_emb = (id_u.pow(2) + sum(e.pow(2) for e in id_items)).mean()
+        return Output(u, {"id_u": id_u, "id_items": [self.id_embedding[self.n_users + batch["target"]]]})
+
+    def score(self, h: torch.Tensor, nodes: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return h @ nodes[1].T  # (B, n_items)
+
+    def rec_loss(self, out: Output, nodes, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.config.loss == "ce":
+            return super().rec_loss(out, nodes, batch)
+        items, pos = nodes[1], batch["target"]
+        neg = self.sample_negatives(batch["user"])
+        diff = (out.h * items[pos]).sum(-1) - (out.h * items[neg]).sum(-1)  # (B,)
+        if "id_items" in out.parts:
+            out.parts["id_items"].append(self.id_embedding[self.n_users + neg])
+        return -F.logsigmoid(diff).mean()
+
+    def auxiliary_losses(self, out: Output, nodes, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The reference's L2 term on the batch's ID embeddings and the preference vectors."""
+        if "id_u" not in out.parts:
+            return {}
+        reg_emb = (out.parts["id_u"].pow(2) + sum(e.pow(2) for e in out.parts["id_items"])).mean()
         reg_pref = sum(self.gcn[m].preference.pow(2).mean() for m in self.modalities)
-        reg = c.reg_weight * (reg_emb + reg_pref)
-        return {"loss": rec + reg, "rec": rec.detach(), "reg": reg.detach()}
+        return {"reg": self.config.reg_weight * (reg_emb + reg_pref)}
 
-    def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        users, items = self.propagate()
-        return users[batch["user"]] @ items.T  # (B, n_items)
-
-    @torch.inference_mode()
-    def export_representations(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def export_parts(self, out: Output, nodes, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The user's node representation ``u*`` and the target item's ``i*``, both ``(B, d)``."""
-        was = self.training
-        self.eval()
-        users, items = self.propagate()
-        self.train(was)
-        return {"user": users[batch["user"]], "target_item": items[batch["target"]]}
+        return {"user": out.h, "target_item": nodes[1][batch["target"]]}
+
+

@@ -63,11 +63,11 @@ class BackbonePlugin(SequentialRecommender):
     def item_representations(self) -> torch.Tensor:
         return self.backbone.item_representations()
 
-    def score(self, h: torch.Tensor) -> torch.Tensor:
-        return self.backbone.score(h)
+    def score(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.backbone.score(h, items)
 
-    def rec_loss(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.backbone.rec_loss(h, target)
+    def rec_loss(self, out, items, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.backbone.rec_loss(out, items, batch)
 
 
 __all__ = ["BackbonePlugin", "resolve_backbone", "with_backbone"]

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .base import SequentialRecommender
-from .layers import LAYER_NORM_EPS, Dropout, TransformerEncoder, causal_padding_mask, gather_last, init_weights
+from .layers import SequenceEncoder, gather_last, init_weights
 
 
 @dataclass
@@ -40,31 +40,30 @@ class SASRecConfig:
 
 class SASRec(SequentialRecommender):
     Config = SASRecConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Kang & McAuley, ICDM 2018"
 
     def __init__(self, config: SASRecConfig, dataset):
         super().__init__(config, dataset)
         c = config
         self.item_embedding = nn.Embedding(self.n_items, c.hidden_size, padding_idx=0)
-        self.position_embedding = nn.Embedding(self.max_len, c.hidden_size)
-        self.encoder = TransformerEncoder(c.n_layers, c.hidden_size, c.n_heads, c.inner_size, c.hidden_dropout, c.attn_dropout)
-        self.norm = nn.LayerNorm(c.hidden_size, eps=LAYER_NORM_EPS)
-        self.dropout = Dropout(c.hidden_dropout)
+        self.seq = SequenceEncoder.of(c, self.max_len)
         self.apply(lambda m: init_weights(m, c.initializer_range))
 
     def embed(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Input embeddings ``(B, L, d)``: item + position, LayerNorm, dropout."""
-        pos = torch.arange(item_seq.shape[1], device=item_seq.device)
-        x = self.item_embedding(item_seq) + self.position_embedding(pos)[None]
-        return self.dropout(self.norm(x))
+        return self.seq.inputs(self.item_embedding(item_seq))
 
     def encode(self, x: torch.Tensor, item_seq: torch.Tensor) -> torch.Tensor:
         """Transformer over input embeddings ``x (B, L, d)`` -> all states ``(B, L, d)``."""
-        return self.encoder(x, causal_padding_mask(item_seq, x.dtype))
+        return self.seq.states(x, item_seq)
 
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        out = self.encode(self.embed(item_seq), item_seq)  # (B, L, d)
-        return gather_last(out, item_seq_len)  # (B, d)
+    def user_state(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """The user representation ``(B, d)`` of a sequence (also of CL4SRec's augmented views)."""
+        return gather_last(self.encode(self.embed(item_seq), item_seq), item_seq_len)
+
+    def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        return self.user_state(batch["item_seq"], batch["item_seq_len"])  # (B, d)
 
     def item_representations(self) -> torch.Tensor:
         return self.item_embedding.weight  # (n_items, d)

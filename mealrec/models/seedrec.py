@@ -49,15 +49,15 @@ diffused distribution is fused with the backbone output by an MLP,
 Backbones: ``seedrec-sasrec`` and ``seedrec-cl4srec`` (CL4SRec's two augmented views are
 encoded *with* the user's prompts; its InfoNCE term is kept).
 
-Also here: :func:`sampled_evaluate`, the paper's protocol (999 sampled negatives per test
-instance, Sec. 4.1) as an option beside the library's full ranking.
+The paper's protocol (999 sampled negatives per test instance, Sec. 4.1) is
+:func:`mealrec.evaluation.sampled_evaluate`, an option beside the library's full ranking.
 
 Departures from the reference:
 
 1. Loss and protocol: the library's softmax cross-entropy over all items and full-ranking
    evaluation (so the numbers compare with the rest of the book), not the reference's BCE
    with one sampled negative per position, cosine logits x temperature 5, and 999
-   sampled negatives at evaluation. :func:`sampled_evaluate` gives the latter numbers.
+   sampled negatives at evaluation. :func:`~mealrec.evaluation.sampled_evaluate` gives the latter numbers.
 2. Prompt placement: our sequences are right-padded, so prompts are prepended (concatenated
    in front) instead of written into the three padding slots before the first item of a
    left-padded sequence; prompts get no position embedding (the items keep theirs) and go
@@ -102,15 +102,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data.sememes import SememeMatrix, sememes_for
-from ..evaluation import DEFAULT_KS, metrics_from_ranks
 from ..utils import MealRecError, cache_dir
-from .base import SequentialRecommender
 from .cl4srec import CL4SRec, info_nce
-from .diffusion import GaussianDiffusion
+from .diffusion import GaussianDiffusion, step_features
 from .layers import gather_last, init_weights
 from .plugin import BackbonePlugin, with_backbone
 
@@ -145,7 +142,8 @@ class SeeDRecConfig:
 
 
 # --------------------------------------------------------------------------- S2IDM
-def linear_var_betas(T: int, noise_scale: float, noise_min: float, noise_max: float, beta_1: float = 1e-5) -> torch.Tensor:
+def linear_var_betas(T: int, noise_scale: float, noise_min: float, noise_max: float,
+                     beta_1: float = 1e-5) -> torch.Tensor:
     """DiffRec's ``linear-var`` schedule: ``1 - abar_t`` linear in ``t`` from
     ``noise_scale * noise_min`` to ``noise_scale * noise_max``; ``beta_1`` fixed (reference)."""
     var = torch.linspace(noise_scale * noise_min, noise_scale * noise_max, T, dtype=torch.float64)
@@ -164,17 +162,9 @@ class SememeDiffusion(GaussianDiffusion):
     SNR-weighted x0 loss. Steps are 1-based as in the parent class."""
 
     def __init__(self, T: int, noise_scale: float, noise_min: float, noise_max: float, history: int = 10):
-        super().__init__(T)
         betas = linear_var_betas(T, noise_scale, noise_min, noise_max)
-        alphas = 1.0 - betas
-        abar = torch.cumprod(alphas, 0)
-        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
-        self.betas = betas.float()
-        self.alphas_cumprod = abar.float()
-        self.sqrt_alphas_cumprod = abar.sqrt().float()
-        self.sqrt_one_minus_alphas_cumprod = (1 - abar).sqrt().float()
-        self.posterior_mean_coef1 = (betas * abar_prev.sqrt() / (1 - abar)).float()
-        self.posterior_mean_coef2 = ((1 - abar_prev) * alphas.sqrt() / (1 - abar)).float()
+        super().__init__(betas)
+        abar = torch.cumprod(1.0 - betas, 0)
         snr = abar / (1 - abar)
         weight = torch.ones(T, dtype=torch.float64)
         weight[1:] = snr[:-1] - snr[1:]  # g(t) = SNR(t-1) - SNR(t); 1 at the first step
@@ -210,15 +200,6 @@ class SememeDiffusion(GaussianDiffusion):
         return (loss / pt).mean().float()
 
 
-def step_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal embedding of the 0-based step ``t - 1`` ([cos, sin], as DiffRec's DNN)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
-    args = (t - 1).float()[:, None] * freqs[None]
-    emb = torch.cat([args.cos(), args.sin()], dim=-1)
-    return F.pad(emb, (0, dim % 2))
-
-
 class SememeDenoiser(nn.Module):
     """``x0_hat = W_2 tanh(W_1 [drop(x_t); W_e E(t)])`` (DiffRec's DNN with one hidden layer)."""
 
@@ -235,7 +216,7 @@ class SememeDenoiser(nn.Module):
             nn.init.normal_(lin.bias, 0.0, 0.001)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        e = self.emb(step_embedding(t, self.t_dim).to(x_t.device))
+        e = self.emb(step_features((t - 1).to(x_t.device), self.t_dim, cos_first=True))  # the 0-based step, as DiffRec
         return self.out(torch.tanh(self.inp(torch.cat([self.drop(x_t), e], dim=-1))))
 
 
@@ -278,7 +259,8 @@ class S2IDM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.denoiser = SememeDenoiser(q, cfg.denoiser_hidden, cfg.time_emb, cfg.denoiser_dropout)
-        self.diffusion = SememeDiffusion(cfg.steps, cfg.noise_scale, cfg.noise_min, cfg.noise_max, cfg.importance_history)
+        self.diffusion = SememeDiffusion(cfg.steps, cfg.noise_scale, cfg.noise_min, cfg.noise_max,
+                                         cfg.importance_history)
 
     def fit(self, x0: torch.Tensor, seed: int) -> list[float]:
         """Train on the users' ``s'_0`` rows (users with an empty distribution are skipped)."""
@@ -430,22 +412,24 @@ class SeeDRec(BackbonePlugin):
     def encode(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         bb = self.backbone
         if not self.use_prompts:
-            h = bb(item_seq, item_seq_len)
+            h = bb.user_state(item_seq, item_seq_len)
             return h + self.fusion(torch.cat([h, self.projector(dist)], dim=-1))
         k = len(self.prompts)
         prompts = torch.stack([g(dist) for g in self.prompts], dim=1)  # (B, k, d)
-        x = torch.cat([bb.norm(prompts), bb.embed(item_seq)], dim=1)  # (B, k + L, d)
+        x = torch.cat([bb.seq.norm(prompts), bb.embed(item_seq)], dim=1)  # (B, k + L, d)
         ext = torch.cat([torch.ones_like(item_seq[:, :k]), item_seq], dim=1)  # prompts count as real tokens
         return gather_last(bb.encode(x, ext), item_seq_len + k)  # (B, d)
 
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, user: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        """The user's interest distribution when the batch names the user, else the sequence's."""
+        item_seq, item_seq_len, user = batch["item_seq"], batch["item_seq_len"], batch.get("user")
         dist = self.sequence_interest(item_seq, item_seq_len) if user is None else self.user_distribution(user)
         return self.encode(item_seq, item_seq_len, dist)
 
-    def auxiliary_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def auxiliary_losses(self, out, items, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         bb = self.backbone
         if not isinstance(bb, CL4SRec):
-            return bb.auxiliary_losses(batch)
+            return bb.auxiliary_losses(out, items, batch)
         if not self.training or bb.config.cl_weight == 0:
             return {}
         s1, n1, s2, n2 = bb.augment(batch["item_seq"], batch["item_seq_len"])
@@ -455,70 +439,14 @@ class SeeDRec(BackbonePlugin):
         bc = bb.config
         return {"cl": bc.cl_weight * info_nce(z[:B], z[B:], bc.temperature, bc.similarity)}
 
-    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        h = self.forward(batch["item_seq"], batch["item_seq_len"], batch["user"])
-        rec = self.rec_loss(h, batch["target"])
-        aux = self.auxiliary_losses(batch)
-        total = rec + sum(aux.values()) if aux else rec
-        return {"loss": total, "rec": rec.detach(), **{k: v.detach() for k, v in aux.items()}}
-
-    def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.score(self.forward(batch["item_seq"], batch["item_seq_len"], batch.get("user")))
-
-    @torch.inference_mode()
-    def export_representations(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        was = self.training
-        self.eval()
-        h = self.forward(batch["item_seq"], batch["item_seq_len"], batch.get("user"))
-        self.train(was)
-        return {"user": h, "target_item": self.item_representations()[batch["target"]]}
-
 
 class SeeDRecSASRec(SeeDRec):
     backbone_name = "sasrec"
     Config = with_backbone(SeeDRecConfig, "sasrec", "SeeDRecSASRecConfig")
+    version = 1  # of this class's math (see mealrec/versions.py)
 
 
 class SeeDRecCL4SRec(SeeDRec):
     backbone_name = "cl4srec"
     Config = with_backbone(SeeDRecConfig, "cl4srec", "SeeDRecCL4SRecConfig")
-
-
-# --------------------------------------------------------------------------- sampled evaluation
-@torch.no_grad()
-def sampled_evaluate(
-    model: SequentialRecommender,
-    split,
-    n_negatives: int = 999,
-    seed: int = 0,
-    batch_size: int = 256,
-    ks: tuple[int, ...] = DEFAULT_KS,
-    device: torch.device | str = "cpu",
-) -> dict[str, float]:
-    """HR/NDCG@K with ``n_negatives`` sampled negatives per instance (the paper's protocol,
-    after Wang et al. 2023c): negatives are drawn uniformly without replacement from all
-    real items except the target (history items may be drawn, as in the reference's
-    ``generate_file``); ``min(n_negatives, n_items - 2)`` of them. ``rank = 1 + #{negatives
-    scored >= the target}`` (ties against the target, as :mod:`mealrec.evaluation`).
-    Deterministic given ``seed`` (one CPU generator, drawn in split order)."""
-    was = model.training
-    model.eval()
-    n_items = model.n_items
-    n_neg = min(n_negatives, n_items - 2)
-    if n_neg < 1:
-        raise MealRecError("sampled evaluation needs at least 3 items")
-    g = torch.Generator().manual_seed(seed)
-    ranks = []
-    for s in range(0, len(split), batch_size):
-        batch = {k: v.to(device) for k, v in split.batch(slice(s, s + batch_size)).items()}
-        scores = model.full_sort_predict(batch).float().cpu()  # (B, n_items)
-        target = batch["target"].cpu()
-        keys = torch.rand(len(target), n_items, generator=g)
-        keys[:, 0] = 2.0  # padding never drawn
-        keys.scatter_(1, target[:, None], 2.0)  # nor the target
-        neg = keys.topk(n_neg, dim=1, largest=False).indices  # (B, n_neg) uniform subset
-        t = scores.gather(1, target[:, None])
-        ranks.append(1 + (scores.gather(1, neg) >= t).sum(1))
-    model.train(was)
-    per = metrics_from_ranks(torch.cat(ranks), ks)
-    return {k: float(v.mean()) for k, v in per.items()}
+    version = 1  # of this class's math (see mealrec/versions.py)

@@ -129,7 +129,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..utils import MealRecError
-from .layers import Dropout, causal_padding_mask, gather_last
+from .base import Output
+from .layers import Dropout
 from .sasrec import SASRec, SASRecConfig
 
 INSERT_POLICIES = ("truncate", "skip")
@@ -213,7 +214,8 @@ def degree_normalise(adj) -> tuple[torch.Tensor, torch.Tensor]:
 def _to_torch(m) -> torch.Tensor:
     m = m.tocoo()
     idx = torch.from_numpy(np.vstack([m.row, m.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(idx, torch.from_numpy(m.data.astype(np.float32)), m.shape, check_invariants=False).coalesce()
+    values = torch.from_numpy(m.data.astype(np.float32))
+    return torch.sparse_coo_tensor(idx, values, m.shape, check_invariants=False).coalesce()
 
 
 def user_item_matrix(items: np.ndarray, lens: np.ndarray, n_items: int) -> torch.Tensor:
@@ -269,7 +271,8 @@ def insertion_index(lens: torch.Tensor, p: torch.Tensor, L: int, truncate: bool)
     overflow = (lens + 2 - L).clamp(min=0)  # oldest items a full row must drop
     # a row whose drawn position would be dropped itself (p < overflow) is left as it is, so
     # the inserted items always survive the truncation
-    augmented = (p < lens) & (p >= overflow) & (torch.ones_like(lens, dtype=torch.bool) if truncate else (lens + 2 <= L))
+    fits = torch.ones_like(lens, dtype=torch.bool) if truncate else (lens + 2 <= L)
+    augmented = (p < lens) & (p >= overflow) & fits
     shift = overflow * augmented
     j = torch.arange(L, device=lens.device)[None, :] + shift[:, None]  # position in the extended sequence
     pp = p[:, None]
@@ -295,7 +298,8 @@ class GlobalRelationEncoder(nn.Module):
         self.register_buffer("a_out", a_out, persistent=False)
         self.register_buffer("r_t", r.t().coalesce(), persistent=False)  # (N, U) sparse
         self.register_buffer("windows", windows, persistent=False)  # (U, W) training items per user
-        self.register_buffer("window_mask", torch.arange(windows.shape[1])[None, :] < window_lens[:, None], persistent=False)
+        window_mask = torch.arange(windows.shape[1])[None, :] < window_lens[:, None]
+        self.register_buffer("window_mask", window_mask, persistent=False)
         self.w_in = nn.Parameter(torch.empty(d, d))
         self.w_out = nn.Parameter(torch.empty(d, d))
         self.mix = nn.Linear(2, 1)  # c_1 E + c_2 neighbours + c_0 (the reference's Conv2d(1, 1, (1, 2)))
@@ -306,7 +310,8 @@ class GlobalRelationEncoder(nn.Module):
         self.w_u = nn.Parameter(torch.empty(d, d))
         self.w_cu = nn.Parameter(torch.empty(d, d))
         self.dropout = Dropout(dropout)
-        for w in (self.w_in, self.w_out, self.w_ii, self.w_i, self.w_ci, self.w_uu, self.w_u, self.w_cu, self.mix.weight):
+        for w in (self.w_in, self.w_out, self.w_ii, self.w_i, self.w_ci, self.w_uu, self.w_u, self.w_cu,
+                  self.mix.weight):
             nn.init.xavier_uniform_(w)
 
     def items(self, item_emb: torch.Tensor, user_emb: torch.Tensor) -> torch.Tensor:
@@ -431,19 +436,22 @@ class ItemLevelDenoiser(nn.Module):
 # ---------------------------------------------------------------------------------- model
 class SSDRec(SASRec):
     Config = SSDRecConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Zhang et al., ICDE 2024"
 
     def __init__(self, config: SSDRecConfig, dataset):
         super().__init__(config, dataset)  # ID embedding, positions, Transformer (RecBole init)
         c = config
         if c.insert_policy not in INSERT_POLICIES:
-            raise MealRecError(f"ssdrec: insert_policy must be one of {', '.join(INSERT_POLICIES)}; got {c.insert_policy!r}")
+            raise MealRecError(
+                f"ssdrec: insert_policy must be one of {', '.join(INSERT_POLICIES)}; got {c.insert_policy!r}")
         if not c.gumbel_tau > 0 or not c.tau_min > 0:
             raise MealRecError(f"ssdrec: gumbel_tau and tau_min must be > 0, got {c.gumbel_tau}, {c.tau_min}")
         if not 0.0 <= c.curriculum_drop < 1.0:
             raise MealRecError(f"ssdrec: curriculum_drop must be in [0, 1), got {c.curriculum_drop}")
         if c.graph_window < 0 or c.min_cooccurrence < 0 or c.anneal_every < 1 or c.curriculum_epochs < 1:
-            raise MealRecError("ssdrec: graph_window and min_cooccurrence must be >= 0, anneal_every and curriculum_epochs >= 1")
+            raise MealRecError("ssdrec: graph_window and min_cooccurrence must be >= 0, "
+                               "anneal_every and curriculum_epochs >= 1")
         d, L = c.hidden_size, self.max_len
         self.n_users = dataset.n_users
         self.n_train = len(dataset.train)
@@ -453,7 +461,8 @@ class SSDRec(SASRec):
         r = user_item_matrix(windows, lens, self.n_items)
         self.user_embedding = nn.Embedding(self.n_users, d)
         nn.init.xavier_normal_(self.user_embedding.weight)
-        self.relations = GlobalRelationEncoder(d, c.graph_dropout, a_in, a_out, r, torch.from_numpy(windows), torch.from_numpy(lens))
+        self.relations = GlobalRelationEncoder(d, c.graph_dropout, a_in, a_out, r, torch.from_numpy(windows),
+                                               torch.from_numpy(lens))
         self.scorer = InconsistencyScorer(d)
         self.seq_denoiser = SequenceLevelDenoiser(d, L, c.seq_dropout)
         self.item_denoiser = ItemLevelDenoiser(d, L, c.item_dropout)
@@ -557,28 +566,51 @@ class SSDRec(SASRec):
     def encode_kept(self, ids, raw, keep):
         """SASRec over the kept items: ``(B, d)``."""
         kept_ids, kept_emb, kept_len = compact(ids, raw * keep[..., None], keep > 0.5)
-        pos = torch.arange(ids.shape[1], device=ids.device)
-        x = self.dropout(self.norm(kept_emb + self.position_embedding(pos)[None]))
-        out = self.encoder(x, causal_padding_mask(kept_ids, x.dtype))  # (B, L, d)
-        return gather_last(out, kept_len.clamp(min=1))
+        return self.seq(kept_emb, kept_ids, kept_len.clamp(min=1))  # (B, d)
 
     # ------------------------------------------------------------------ contract
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, user: torch.Tensor | None = None) -> torch.Tensor:
-        """Evaluation path (no augmentation, as the reference): de-noise the sequence with
-        ``argmax`` decisions, encode the kept items. The item-level query is the user's
-        embedding (without ``user``: the last item's embedding)."""
-        item_seq = self._inputs(item_seq, item_seq_len)
-        E = self.item_embedding.weight
-        item_ctx = self.relations.items(E, self.user_embedding.weight)  # (N, d)
-        if user is not None:
-            query = self.user_embedding(user)
-        else:
-            query = self.item_embedding(item_seq.gather(1, (item_seq_len - 1).clamp(min=0)[:, None]).squeeze(1))
-        keep, raw, _ = self.denoise(item_seq, item_ctx[item_seq], item_seq_len, query, hard_sample=self.training)
-        return self.encode_kept(item_seq, raw, keep)
+    def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor | Output:
+        """Training: augment, de-noise with Gumbel decisions, encode the kept items (parts: what the
+        curriculum and the reconstruction loss read). Evaluation (no augmentation, as the reference):
+        ``argmax`` decisions, the item-level query being the user's embedding (without ``user``: the
+        last item's embedding)."""
+        lens, user = batch["item_seq_len"], batch.get("user")
+        item_seq = self._inputs(batch["item_seq"], lens)
+        E, P = self.item_embedding.weight, self.user_embedding.weight
+        if not self.training:
+            item_ctx = self.relations.items(E, P)  # (N, d)
+            if user is not None:
+                query = self.user_embedding(user)
+            else:
+                query = self.item_embedding(item_seq.gather(1, (lens - 1).clamp(min=0)[:, None]).squeeze(1))
+            keep, raw, _ = self.denoise(item_seq, item_ctx[item_seq], lens, query, hard_sample=False)
+            return self.encode_kept(item_seq, raw, keep)
+        B = item_seq.shape[0]
+        drop = self.curriculum_rate()
+        self._advance_schedules(B)
+        item_ctx = self.relations.items(E, P)  # (N, d)
+        user_ctx = self.relations.users(user, E, P)  # (B, d)
+        ids, ctx_emb, aug_len, augmented = self.augment(item_seq, lens, user, item_ctx, user_ctx)
+        keep, raw, recon = self.denoise(ids, ctx_emb, aug_len, self.item_embedding(batch["target"]), hard_sample=True)
+        logs = {"augmented": augmented.float().mean(), "kept": keep.detach().sum() / ids.gt(0).sum().clamp(min=1)}
+        return Output(self.encode_kept(ids, raw, keep), {"recon": recon, "drop": drop, "ids": ids}, logs)
 
-    def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.score(self.forward(batch["item_seq"], batch["item_seq_len"], batch["user"]))
+    def rec_loss(self, out: Output, items: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy over the instances easiest to reconstruct (the curriculum keeps ``1 - drop`` of them)."""
+        if "recon" not in out.parts:
+            return super().rec_loss(out, items, batch)
+        ce = F.cross_entropy(self.score(out.h, items), batch["target"], reduction="none")  # (B,)
+        n_keep = max(1, int((1.0 - out.parts["drop"]) * ce.shape[0]))
+        out.parts["chosen"] = out.parts["recon"].detach().argsort()[:n_keep]
+        return ce[out.parts["chosen"]].mean()
+
+    def auxiliary_losses(self, out: Output, items: torch.Tensor, batch: dict[str, torch.Tensor]
+                         ) -> dict[str, torch.Tensor]:
+        if "chosen" not in out.parts:
+            return {}
+        p = out.parts
+        user_term = self.user_bpr_filter(p["ids"], batch["user"], self.config.curriculum_drop - p["drop"])
+        return {"recon": p["recon"][p["chosen"]].mean(), "user_bpr": user_term}
 
     def user_bpr_filter(self, ids, user, drop_rate: float) -> torch.Tensor:
         """The reference's ``loss_filter``: BPR of the user embedding for each sequence item against
@@ -594,45 +626,3 @@ class SSDRec(SASRec):
             rank = loss.detach().masked_fill(~mask, -1.0).argsort(dim=1, descending=True).argsort(dim=1)
             loss = loss * (rank >= n_drop[:, None])
         return loss.sum(dim=-1).mean()
-
-    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if not self.training:
-            h = self.forward(batch["item_seq"], batch["item_seq_len"], batch["user"])
-            rec = self.rec_loss(h, batch["target"])
-            return {"loss": rec, "rec": rec.detach()}
-        lens, user, target = batch["item_seq_len"], batch["user"], batch["target"]
-        item_seq = self._inputs(batch["item_seq"], lens)
-        B = item_seq.shape[0]
-        drop = self.curriculum_rate()
-        self._advance_schedules(B)
-
-        E, P = self.item_embedding.weight, self.user_embedding.weight
-        item_ctx = self.relations.items(E, P)  # (N, d)
-        user_ctx = self.relations.users(user, E, P)  # (B, d)
-        ids, ctx_emb, aug_len, augmented = self.augment(item_seq, lens, user, item_ctx, user_ctx)
-        keep, raw, recon = self.denoise(ids, ctx_emb, aug_len, self.item_embedding(target), hard_sample=True)
-        h = self.encode_kept(ids, raw, keep)  # (B, d)
-        ce = F.cross_entropy(self.score(h), target, reduction="none")  # (B,)
-
-        n_keep = max(1, int((1.0 - drop) * B))
-        chosen = recon.detach().argsort()[:n_keep]  # the instances easiest to reconstruct
-        rec = ce[chosen].mean()
-        recon_term = recon[chosen].mean()
-        user_term = self.user_bpr_filter(ids, user, self.config.curriculum_drop - drop)
-        total = rec + recon_term + user_term
-        return {
-            "loss": total,
-            "rec": rec.detach(),
-            "recon": recon_term.detach(),
-            "user_bpr": user_term.detach(),
-            "augmented": augmented.float().mean().detach(),
-            "kept": (keep.detach().sum() / ids.gt(0).sum().clamp(min=1)).detach(),
-        }
-
-    @torch.inference_mode()
-    def export_representations(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        was = self.training
-        self.eval()
-        h = self.forward(batch["item_seq"], batch["item_seq_len"], batch.get("user"))
-        self.train(was)
-        return {"user": h, "target_item": self.item_representations()[batch["target"]]}

@@ -133,6 +133,7 @@ class MoEAdaptor(nn.Module):
 
 class TedRec(SASRec):
     Config = TedRecConfig
+    version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Xu et al., CIKM 2024"
 
     def __init__(self, config: TedRecConfig, dataset):
@@ -146,7 +147,8 @@ class TedRec(SASRec):
         self.register_buffer("text_features", text.clone(), persistent=False)  # frozen, not a parameter
 
         # created after SASRec's init_weights pass: initialised as in the reference
-        self.moe_adaptor = MoEAdaptor(c.n_exps, text.shape[1], c.hidden_size, self.max_len, c.adaptor_dropout, c.noisy_gating)
+        self.moe_adaptor = MoEAdaptor(c.n_exps, text.shape[1], c.hidden_size, self.max_len, c.adaptor_dropout,
+                                      c.noisy_gating)
         n_freq = self.max_len // 2 + 1
         self.complex_weight = nn.Parameter(torch.randn(1, n_freq, c.hidden_size, 2) * 0.02)  # (1, L//2+1, d, re/im)
         self.item_gating = nn.Linear(c.hidden_size, 1)
@@ -188,10 +190,7 @@ class TedRec(SASRec):
     def embed(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Input embeddings ``(B, L, d)`` for ``item_seq (B, max_len)``: fused ID/text + position,
         LayerNorm, dropout."""
-        fused = self.fuse(self.item_embedding(item_seq), self.text_embed(item_seq))  # (B, L, d)
-        pos = torch.arange(item_seq.shape[1], device=item_seq.device)
-        x = fused + self.position_embedding(pos)[None]  # (B, L, d)
-        return self.dropout(self.norm(x))
+        return self.seq.inputs(self.fuse(self.item_embedding(item_seq), self.text_embed(item_seq)))  # (B, L, d)
 
     def _pad(self, item_seq: torch.Tensor) -> torch.Tensor:
         L = item_seq.shape[1]
@@ -199,13 +198,12 @@ class TedRec(SASRec):
             raise ValueError(f"item_seq has {L} columns, more than max_len={self.max_len}")
         return F.pad(item_seq, (0, self.max_len - L)) if L < self.max_len else item_seq  # (B, max_len)
 
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        return super().forward(self._pad(item_seq), item_seq_len)  # (B, d)
+    def user_state(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        return super().user_state(self._pad(item_seq), item_seq_len)  # (B, d)
 
     def item_representations(self) -> torch.Tensor:
         return self.item_embedding.weight  # (n_items, d): ID embeddings only, as the reference
 
-    def score(self, h: torch.Tensor) -> torch.Tensor:
+    def score(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Cosine similarity over the temperature, ``(B, n_items)``."""
-        items = F.normalize(self.item_representations(), dim=-1)  # (n_items, d)
-        return F.normalize(h, dim=-1) @ items.T / self.config.temperature  # (B, n_items)
+        return F.normalize(h, dim=-1) @ F.normalize(items, dim=-1).T / self.config.temperature  # (B, n_items)

@@ -10,97 +10,18 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from ..utils import MealRecError, atomic_path
+from .artefacts import PAGES, artefact, profile_line
+from .page import Page
+from .paths import repo_root
 from .profiles import get_profile
 
 
-@dataclass(frozen=True)
-class Page:
-    notebook: str  # notebooks/<notebook>.ipynb
-    slug: str  # the book page: generated/<profile>/<slug>.md
-    title: str
-    caption: str  # the protocol, stated once per page
-    glue: tuple[tuple[str, str], ...]  # (kind, key) pasted per dataset: kind in {"any", "figure", "text"}
-
-
-PAGES: tuple[Page, ...] = (
-    Page("datasets", "table1", "Table 1: datasets",
-         "Users, items and interactions after filtering (MicroLens: iterative 4-core; leave-one-out split), "
-         "beside the paper's Table 1, and for each dataset which parts are real and which are synthetic. Then "
-         "the number of sememes per source (hashtags and title words on MicroLens, planted topics on the "
-         "synthetic sets), which the SeeDRec page reads, as in SeeDRec's Table 1.",
-         (("any", "table"), ("text", "verdict"), ("any", "sememes"), ("text", "sememe-text"))),
-    Page("controls", "controls", "Positive controls: does our MealRec use content?",
-         "Planted datasets whose answer lies in the frames of the last item (control-content), in their order "
-         "(control-temporal), or in the frame segment the user's history selects (control-selection). On each: "
-         "the bare SASRec and TedRec backbones and MealRec's four variants on them at three seeds (means and "
-         "standard deviations over the seeds), trained for a fixed number of epochs (validation targets there "
-         "are unpredictable tails, so the model is the last epoch's), at batch size 256; the content-reading "
-         "reference (a rule that reads the planted frames directly); the analytic floor (what an ID-only model "
-         "can reach) and ceiling (a perfect reader of the content); and every MealRec run evaluated again with "
-         "each item's frames shuffled. p-values are paired t-tests over test users of the seed-averaged N@10. "
-         "MealRec here runs the settings these controls chose (`mealrec/configs/models/mealrec-*.yaml`); the other "
-         "pages still show MealRec runs made before them (`V1_SETTINGS` in `mealrec/models/mealrec.py`), marked "
-         "'Made by older code', until those runs are retrained on the final code.",
-         (("text", "generator"), ("any", "bounds"), ("any", "table"), ("text", "verdict"), ("figure", "figure"))),
-    Page("overall", "table2", "Table 2: overall performance",
-         "Test HR@10/20 and NDCG@10/20, full ranking over all items, history not masked, ties broken against "
-         "the target, checkpoint of the best validation NDCG@10 (early stopping, patience as the profile sets). "
-         "Ours, the paper's, and the difference; then MealRec-TedRec's relative improvement over the best "
-         "baseline, with a paired t-test over test users (p < 0.01, as the paper).",
-         (("any", "table"), ("any", "improvement"), ("text", "verdict"), ("figure", "figure"))),
-    Page("complexity", "table3", "Table 3: complexity",
-         "Train and evaluation time per epoch and peak memory, each model trained alone in its own process; "
-         "ratios to TedRec beside the paper's (one A100 there). On the CPU, memory is the process's peak "
-         "resident set size, so it includes the interpreter and the data.",
-         (("any", "table"), ("any", "ratios"), ("text", "verdict"), ("figure", "figure"))),
-    Page("ablation", "figure3-6", "Figures 3 and 6: ablation and universality",
-         "MealRec's variants (full, -TCD, -NPD, -TCD-NPD) beside the bare backbone, on TedRec (Figure 3), "
-         "SASRec and CL4SRec (Figure 6); test metrics, one seed; p-values against the full model.",
-         (("any", "table-tedrec"), ("text", "verdict-tedrec"), ("any", "table-sasrec"), ("text", "verdict-sasrec"),
-          ("any", "table-cl4srec"), ("text", "verdict-cl4srec"), ("figure", "figure"))),
-    Page("sensitivity", "figure4", "Figure 4: sensitivity to lambda and T",
-         "Test NDCG@10 of MealRec-TedRec over the loss weight x diffusion steps grid, for TCD (lambda_T) and "
-         "NPD (lambda_N), the other weight at its default; one seed.",
-         (("text", "verdict"), ("figure", "figure"))),
-    Page("noise", "figure5", "Figure 5: robustness to visual noise",
-         "HR@10 and NDCG@10 of MealRec-TedRec with Gaussian noise of standard deviation sigma added to the "
-         "visual features at load time; one seed.",
-         (("any", "table"), ("text", "verdict"), ("figure", "figure"))),
-    Page("visualisation", "figure7", "Figure 7: representations",
-         "t-SNE of user representations, target item embeddings and (MealRec) frame representations for a "
-         "few test users, TedRec beside MealRec-TedRec, and the similarities the figure is read for.",
-         (("any", "table"), ("text", "verdict"), ("figure", "figure"))),
-    Page("seedrec", "beyond-seedrec", "Beyond the paper: SeeDRec vs MealRec",
-         "Test HR/NDCG@10/20 of the bare backbone, MealRec and SeeDRec (with its -S2IDM and -IPE ablations) on "
-         "SASRec and CL4SRec (the seeds of each backbone's rows are in the table's `seeds` column; means over "
-         "them), full ranking and CE for every row (SeeDRec's paper: BCE and 999 sampled "
-         "negatives; `mealrec.models.seedrec.sampled_evaluate` gives that protocol, and "
-         "`benchmarks/seedrec_protocol.py` scores this page's stored checkpoints both ways: its results on "
-         "synthetic-small and on microlens-small's SASRec rows, with a reading, are in "
-         "`benchmarks/results/2026-11-24/` "
-         "and `benchmarks/results/2026-11-25/`); p-values are paired t-tests "
-         "over test users. Then S2IDM's parameters and training time per epoch against an item-level diffusion "
-         "of the same shape, timed on the same users, in turn, fastest of three rounds (a live timing on this "
-         "machine: it moves with the machine's load, which the table names as the 1-minute load average against "
-         "the cores).",
-         (("any", "table"), ("text", "verdict"), ("any", "cost"), ("figure", "figure"))),
-)
-NOTEBOOKS = tuple(p.notebook for p in PAGES)
 STATIC_PAGES = ("data", "protocol", "models", "features", "method", "implementation")
 CLOSING_PAGES = ("rerun", "benchmarks")
-
-
-def repo_root() -> Path:
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "notebooks").is_dir() or not (root / "book").is_dir():
-        raise MealRecError(f"`mealrec reproduce` runs from a checkout of the repository; {root} has no notebooks/ "
-                           "and book/")
-    return root
 
 
 def _read_state(out: Path) -> dict[str, list]:
@@ -151,7 +72,7 @@ def _state_lines(state: dict[str, list], unchecked: bool) -> list[str]:
 def _page_markdown(page: Page, profile: str, datasets: list[str], pending: list[dict] | None = None,
                    states: dict[str, dict] | None = None, unchecked: Iterable[str] = ()) -> str:
     lines = [f"# {page.title}", "", f"*Protocol.* {page.caption}", "",
-             f"Profile `{profile}` ({_profile_line(profile, page.notebook)}). Each dataset's notebook (linked below) "
+             f"Profile `{profile}` ({profile_line(profile, page.notebook)}). Each dataset's notebook (linked below) "
              "holds the code, every number and the provenance (library version, commit, seeds, data hash).", "",
              *_pending_line(pending or [])]
     for d in datasets:
@@ -164,10 +85,10 @@ def _page_markdown(page: Page, profile: str, datasets: list[str], pending: list[
         note = get_profile(profile).thinning_note(d, page.notebook)
         if note:
             lines += [f"*{note}*", ""]
-        backbones = get_profile(profile, d).ablation_backbones
+        pastes = getattr(artefact(page.notebook), "pastes", None)
         for kind, key in page.glue:
-            if page.notebook == "ablation" and key.split("-", 1)[-1] not in backbones and key != "figure":
-                continue  # a backbone the profile leaves out on this dataset (said in the note above)
+            if pastes is not None and not pastes(key, get_profile(profile, d)):
+                continue  # e.g. a backbone the profile leaves out on this dataset (said in the note above)
             if kind == "text" and key.startswith("verdict"):
                 lines += ["**Verdict.**", ""]
             elif key == "sememes":
@@ -177,26 +98,6 @@ def _page_markdown(page: Page, profile: str, datasets: list[str], pending: list[
             lines += [f"```{{glue:any}} {key}", f":doc: {doc}", "```", ""]
         lines += [f"Notebook: {{doc}}`{page.notebook}/{d}`", ""]
     return "\n".join(lines)
-
-
-def _profile_line(profile: str, notebook: str) -> str:
-    """The profile's settings as they apply to ``notebook``'s runs (before any thinning per dataset)."""
-    p = get_profile(profile)
-    seeds = p.seeds_for(notebook)
-    seed_text = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
-    if notebook == "seedrec" and len(set(p.seedrec_seeds_by_backbone().values())) > 1:
-        seed_text += " (each backbone's seeds: see each dataset's note)"
-    if notebook == "datasets":
-        return "statistics of the data; nothing is trained"
-    if notebook == "complexity":
-        return f"timing runs of {p.timing_epochs} epoch{'s' if p.timing_epochs > 1 else ''} per model, {seed_text}"
-    if notebook == "controls":
-        cs = p.control_seeds
-        return (f"{p.control_epochs} epochs per run, no early stopping, seed{'s' if len(cs) > 1 else ''} "
-                f"{', '.join(map(str, cs))}")
-    retry = (f" ({p.plateau_patience} for a run that stopped on an early plateau at patience {p.patience}: "
-             f"it is trained again, and its row says so)") if p.plateau_patience else ""
-    return f"at most {p.epochs} epochs, patience {p.patience}{retry}, {seed_text}"
 
 
 def _coverage_cells(gen: Path) -> list[dict]:
@@ -275,4 +176,4 @@ def build_book(profile: str, strict: bool = True, root: Path | None = None, unch
     return out / "_build" / "html"
 
 
-__all__ = ["CLOSING_PAGES", "NOTEBOOKS", "PAGES", "Page", "STATIC_PAGES", "build_book", "repo_root", "write_book_pages"]
+__all__ = ["CLOSING_PAGES", "STATIC_PAGES", "build_book", "write_book_pages"]

@@ -19,6 +19,7 @@ Verdict rules, per backbone (NDCG@10, means over seeds):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +31,16 @@ from ..data.controls import ControlParams, floor_and_ceiling, reference_scores
 from ..evaluation import evaluate, paired_ttest
 from ..trainer import load_checkpoint
 from ..utils import save_npz_atomic
-from .plan import VARIANTS, RunRequest
+from .ablation import VARIANTS
+from .page import Page, seeds_text
 from .profiles import Profile
+from .requests import RunRequest
 from .store import RunStore
+
+NOTEBOOK = "controls"
+#: The page runs on the positive controls only, and no other page runs on them.
+CONTROLS_ONLY = True
+FIELDS = ("control_seeds", "control_epochs")
 
 BACKBONES = ("sasrec", "tedrec")
 ROWS = ("backbone",) + VARIANTS
@@ -41,6 +49,33 @@ TEMPORAL_MARGIN = 0.15
 SHUFFLE_SHARE = 0.5
 ALPHA = 0.05
 SHUFFLE_SEED = 0
+#: The book page: its slug, title, protocol caption and what it pastes per dataset.
+PAGE = Page("controls", "controls", "Positive controls: does our MealRec use content?",
+            "Planted datasets whose answer lies in the frames of the last item (control-content), in their order "
+            "(control-temporal), or in the frame segment the user's history selects (control-selection). On each: "
+            "the bare SASRec and TedRec backbones and MealRec's four variants on them at three seeds (means and "
+            "standard deviations over the seeds), trained for a fixed number of epochs (validation targets there "
+            "are unpredictable tails, so the model is the last epoch's), at batch size 256; the content-reading "
+            "reference (a rule that reads the planted frames directly); the analytic floor (what an ID-only model "
+            "can reach) and ceiling (a perfect reader of the content); and every MealRec run evaluated again with "
+            "each item's frames shuffled. p-values are paired t-tests over test users of the seed-averaged N@10. "
+            "MealRec here runs the settings these controls chose (`mealrec/configs/models/mealrec-*.yaml`); the other "
+            "pages still show MealRec runs made before them (`V1_SETTINGS` in `mealrec/models/mealrec.py`), marked "
+            "'Made by older code', until those runs are retrained on the final code.",
+            (("text", "generator"), ("any", "bounds"), ("any", "table"), ("text", "verdict"), ("figure", "figure")))
+
+
+@dataclass
+class ControlsResult:
+    """The page's numbers on one control."""
+
+    kind: str  # content | temporal | selection
+    generator: str  # how the control was planted
+    bounds: dict  # floor and ceiling per metric
+    table: pd.DataFrame  # (backbone, row) -> metrics, shuffled N@10, p-values
+    verdicts: dict[str, str]  # backbone -> verdict
+
+
 GENERATOR = {
     "content": "Topics with five warm hub items each and many single-use tail items; every user moves from a tail "
                "of a topic to a hub of the same topic, four times, the topic drawn anew each time. Tail frames show "
@@ -72,6 +107,21 @@ def requests(dataset: str, profile: Profile) -> dict[tuple[str, str], list[RunRe
             out[(b, row)] = [RunRequest(model, dataset, s, profile.control_epochs, profile.control_epochs, over)
                              for s in profile.control_seeds]
     return out
+
+
+def notebook_requests(dataset: str, profile: Profile) -> list[RunRequest]:
+    """The runs the notebook reads on ``dataset``, in its order (none off the controls)."""
+    return [r for rs in requests(dataset, profile).values() for r in rs] if is_control(dataset) else []
+
+
+def notebook_seeds(profile: Profile, value) -> tuple[int, ...]:
+    """The page's seeds are the profile's control seeds (its SEEDS parameter is not read)."""
+    return profile.control_seeds
+
+
+def profile_line(p: Profile) -> str:
+    """The page's profile sentence."""
+    return f"{p.control_epochs} epochs per run, no early stopping, {seeds_text(p.control_seeds)}"
 
 
 def shuffle_frames(frames: torch.Tensor, seed: int = SHUFFLE_SEED) -> torch.Tensor:
@@ -119,7 +169,7 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
-def controls(store: RunStore, dataset: str, profile: Profile) -> dict:
+def controls(store: RunStore, dataset: str, profile: Profile) -> ControlsResult:
     """The page's numbers on one control: its bounds, the table and the verdict per backbone."""
     kind = control_kind(dataset)
     params = ControlParams(**store.dataset(dataset).metadata["generator_params"])
@@ -146,7 +196,7 @@ def controls(store: RunStore, dataset: str, profile: Profile) -> dict:
             table.loc[(b, row), col] = np.nan if row == other else paired_ttest(pu, per_user[(b, other)])["p"]
     n = len(profile.control_seeds)
     verdicts = {b: verdict(kind, table.loc[b], b)[:-1] + f"; {n} seed{'s' if n > 1 else ''}." for b in BACKBONES}
-    return {"kind": kind, "generator": GENERATOR[kind], "bounds": bounds, "table": table, "verdicts": verdicts}
+    return ControlsResult(kind, GENERATOR[kind], bounds, table, verdicts)
 
 
 def verdict(kind: str, t: pd.DataFrame, backbone: str) -> str:
@@ -172,11 +222,11 @@ def verdict(kind: str, t: pd.DataFrame, backbone: str) -> str:
     return f"{'uses the planted signal' if ok else 'does not use the planted signal'} (MealRec-{backbone}): {detail}."
 
 
-def figure(result: dict, dataset: str):
+def figure(result: ControlsResult, dataset: str):
     """Bars of N@10 per row and backbone, the shuffled evaluation beside them, floor and ceiling as lines."""
     import matplotlib.pyplot as plt
 
-    t = result["table"]
+    t = result.table
     fig, axes = plt.subplots(1, len(BACKBONES), figsize=(4.2 * len(BACKBONES), 3.2), sharey=True)
     for ax, b in zip(np.atleast_1d(axes), BACKBONES):
         sub = t.loc[b]
@@ -184,7 +234,7 @@ def figure(result: dict, dataset: str):
         ax.bar(x - 0.2, sub["N@10"], 0.4, yerr=sub["N@10 sd"].fillna(0), label="N@10")
         ax.bar(x + 0.2, sub["N@10 shuffled"].fillna(0), 0.4, label="frames shuffled")
         for name, style in (("floor", ":"), ("ceiling", "--")):
-            ax.axhline(result["bounds"][name]["ndcg@10"], ls=style, color="grey", lw=1, label=name)
+            ax.axhline(result.bounds[name]["ndcg@10"], ls=style, color="grey", lw=1, label=name)
         ax.axhline(t.loc[("reference", "content reader"), "N@10"], ls="-.", color="black", lw=1, label="reference")
         ax.set_xticks(x, [r if r != "backbone" else b for r in sub.index], rotation=30)
         ax.set_title(f"MealRec-{b} on {dataset}")
@@ -194,5 +244,11 @@ def figure(result: dict, dataset: str):
     return fig
 
 
-__all__ = ["BACKBONES", "ROWS", "controls", "figure", "is_control", "reference", "requests", "shuffle_frames",
-           "shuffled_test", "verdict"]
+def sidecar(result: ControlsResult) -> dict:
+    return {"kind": result.kind, "bounds": result.bounds, "verdicts": result.verdicts,
+            "table": result.table.reset_index().to_dict(orient="records")}
+
+
+__all__ = ["BACKBONES", "ControlsResult", "FIELDS", "PAGE", "ROWS", "controls", "figure", "is_control",
+           "notebook_requests", "notebook_seeds", "profile_line", "reference", "requests", "shuffle_frames",
+           "shuffled_test", "sidecar", "verdict"]

@@ -1,7 +1,7 @@
 """What a reproduction needs: the training runs behind each notebook x dataset pair.
 
-The report functions the notebooks call (:mod:`mealrec.reproduce.report`) take their runs
-from the request builders here, and :func:`notebook_requests` lists what each notebook asks
+Each artefact module builds its page's runs with the request builders the notebooks' functions
+use too, and :func:`mealrec.reproduce.artefacts.notebook_requests` lists what each notebook asks
 for with its default parameters, so the plan and the pages cannot disagree.
 
 :func:`plan` says which of those runs are already in the run store, with a rough cost
@@ -12,175 +12,18 @@ them, so that several processes can fill one store side by side (``mealrec repro
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
-from ..models import MODELS, get_model_class
-from .. import paper
 from ..utils import MealRecError, atomic_path
-from .profiles import SEEDREC_BACKBONES, Profile, backbone_of, get_profile, stopped_on_plateau
-from .store import RunStore, _tag
-
-#: MealRec's variants (Figures 3 and 6) and SeeDRec's (its Section 4.3).
-VARIANTS = ("full", "-TCD", "-NPD", "-TCD-NPD")
-SEEDREC_VARIANTS = ("full", "-S2IDM", "-IPE")
-#: What the notebooks run when their MODELS parameter is None.
-NOISE_MODELS = ("mealrec-tedrec",)
-VIS_MODELS = ("tedrec", "mealrec-tedrec")
-#: Notebooks that train nothing.
-NO_RUNS = ("datasets",)
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """One training run as the run store keys it (see :meth:`RunStore.run`)."""
-
-    model: str
-    dataset: str
-    seed: int
-    epochs: int
-    patience: int
-    overrides: tuple[tuple[str, Any], ...] = ()
-    visual_noise: float = 0.0
-    isolate: bool = False  # trained in its own process (Table 3's timing runs)
-    plateau_patience: int | None = None  # see Profile.plateau_patience
-
-    def kwargs(self) -> dict[str, Any]:
-        return {"seed": self.seed, "epochs": self.epochs, "patience": self.patience, "overrides": dict(self.overrides),
-                "visual_noise": self.visual_noise, "isolate": self.isolate}
-
-    def run(self, store: RunStore, claimed: bool = False) -> dict:
-        """The stored result, trained first when it is missing; when it stopped on an early
-        plateau and the profile says so, the result of the retry with the longer patience.
-        A missing run is claimed first (:func:`claim`), so that two processes never train the
-        same run: one trains, the other waits and reads it back. ``claimed``: the caller holds it."""
-        if not claimed and getattr(store, "train", True):  # a store that does not train reads or refuses
-            path = self.path(store)
-            if not path.exists():
-                with claim(path, wait=True):
-                    return self.run(store, claimed=True)
-        res = store.run(self.model, self.dataset, **self.kwargs())
-        retry = self.retry(res)
-        return retry.run(store) if retry is not None else res
-
-    def retry(self, result: dict) -> "RunRequest | None":
-        """The request to train instead of one whose ``result`` stopped on an early plateau
-        (None when it did not, or when the profile sets no plateau patience)."""
-        if self.plateau_patience is None or self.plateau_patience <= self.patience or not stopped_on_plateau(result):
-            return None
-        return replace(self, patience=self.plateau_patience, plateau_patience=None)
-
-    def path(self, store: RunStore) -> Path:
-        kw = self.kwargs()
-        kw.pop("isolate")
-        return store.path(self.model, self.dataset, **kw)
-
-    @property
-    def setting(self) -> str:
-        """The overrides and noise, as in the stored file name ('' for the defaults)."""
-        return _tag(dict(self.overrides), self.visual_noise).rstrip("-")
-
-
-def request(model: str, dataset: str, profile: Profile, seed: int | None = None, overrides: dict | None = None,
-            visual_noise: float = 0.0) -> RunRequest:
-    """One run at the profile's epochs and patience for ``model`` (``seed`` None: the profile's first seed)."""
-    return RunRequest(model, dataset, profile.seeds[0] if seed is None else seed, profile.epochs, profile.patience_for(model),
-                      tuple(sorted((overrides or {}).items())), float(visual_noise),
-                      plateau_patience=profile.plateau_patience)
-
-
-def table2_models(models: Iterable[str] | None = None) -> list[str]:
-    """``models`` as given, or every registered Table 2 model (baselines first, MealRec last)."""
-    if models:
-        for m in models:
-            get_model_class(m)
-        return list(models)
-    names = [m for m, cls in MODELS.items() if cls.table2]
-    return sorted(names, key=lambda m: (m.startswith("mealrec"), list(paper._T2_ROWS).index(m) if m in paper._T2_ROWS else 99, m))
-
-
-# --------------------------------------------------------------------------- per page
-def overall_requests(dataset: str, profile: Profile, models: Iterable[str] | None = None,
-                     seeds: Iterable[int] | None = None) -> dict[str, list[RunRequest]]:
-    seeds = list(seeds or profile.seeds)
-    return {m: [request(m, dataset, profile, s) for s in seeds] for m in table2_models(models)}
-
-
-def complexity_requests(dataset: str, profile: Profile, seed: int | None = None, backbone: str = "tedrec",
-                        ours: str = "mealrec-tedrec") -> dict[str, RunRequest]:
-    """Table 3: ``profile.timing_epochs`` epochs per model, each in its own process."""
-    seed = profile.seeds[0] if seed is None else seed
-    models = [backbone] + (["iisan-versa"] if "iisan-versa" in MODELS else []) + [ours]
-    return {m: RunRequest(m, dataset, seed, profile.timing_epochs, profile.timing_epochs, isolate=True) for m in models}
-
-
-def ablation_requests(dataset: str, profile: Profile, backbone: str = "tedrec", seed: int | None = None) -> dict[str, RunRequest]:
-    out = {backbone: request(backbone, dataset, profile, seed)}
-    out.update({v: request(f"mealrec-{backbone}", dataset, profile, seed, {"variant": v}) for v in VARIANTS})
-    return out
-
-
-def sensitivity_requests(dataset: str, profile: Profile, seed: int | None = None,
-                         model: str = "mealrec-tedrec") -> dict[tuple[str, float, int], RunRequest]:
-    """Figure 4: lambda x T, once for lambda_T (TCD) and once for lambda_N (NPD)."""
-    return {(which, lam, T): request(model, dataset, profile, seed, {which: lam, "steps": T})
-            for which in ("lambda_t", "lambda_n") for lam in profile.lambdas for T in profile.steps}
-
-
-def noise_requests(dataset: str, profile: Profile, seed: int | None = None,
-                   models: Iterable[str] = NOISE_MODELS) -> dict[tuple[str, float], RunRequest]:
-    return {(m, sigma): request(m, dataset, profile, seed, visual_noise=sigma) for m in models for sigma in profile.noise}
-
-
-def seedrec_requests(dataset: str, profile: Profile, seeds: Iterable[int],
-                     backbones: Iterable[str] = SEEDREC_BACKBONES) -> dict[tuple[str, str], list[RunRequest]]:
-    """(backbone, row label) -> one request per seed: the backbone, MealRec on it, SeeDRec and its ablations."""
-    seeds = list(seeds)
-    out = {}
-    for b in backbones:
-        entries = [(b, b, {}), (f"mealrec-{b}", f"mealrec-{b}", {})]
-        entries += [(f"seedrec-{b}" + ("" if v == "full" else f" {v}"), f"seedrec-{b}", {"variant": v}) for v in SEEDREC_VARIANTS]
-        for label, model, over in entries:
-            out[(b, label)] = [request(model, dataset, profile, s, over) for s in seeds]
-    return out
-
-
-def notebook_requests(notebook: str, dataset: str, profile: Profile | str) -> list[RunRequest]:
-    """The runs ``notebook`` trains or reads on ``dataset`` with its default parameters
-    (MODELS and SEEDS None), in the order it asks for them."""
-    from .controls import is_control
-
-    prof = get_profile(profile, dataset) if isinstance(profile, str) else profile
-    if notebook in NO_RUNS or (notebook == "controls") != is_control(dataset):
-        return []  # the controls page runs on the positive controls only, and the other pages never do
-    if notebook == "overall":
-        return [r for rs in overall_requests(dataset, prof).values() for r in rs]
-    if notebook == "complexity":
-        return list(complexity_requests(dataset, prof).values())
-    if notebook == "ablation":
-        return [r for b in prof.ablation_backbones for r in ablation_requests(dataset, prof, b).values()]
-    if notebook == "sensitivity":  # the grids, then the backbone the tuned setting is compared with
-        return list(sensitivity_requests(dataset, prof).values()) + [request(backbone_of("mealrec-tedrec"), dataset, prof)]
-    if notebook == "noise":
-        return list(noise_requests(dataset, prof).values())
-    if notebook == "visualisation":
-        return [request(m, dataset, prof) for m in VIS_MODELS]
-    if notebook == "seedrec":
-        return [r for b, seeds in prof.seedrec_seeds_by_backbone().items()
-                for rs in seedrec_requests(dataset, prof, seeds, [b]).values() for r in rs]
-    if notebook == "controls":
-        from .controls import requests as control_requests
-
-        return [r for rs in control_requests(dataset, prof).values() for r in rs]
-    raise MealRecError(f"unknown notebook {notebook!r}; valid: overall, complexity, ablation, sensitivity, noise, "
-                       f"visualisation, seedrec, controls, {', '.join(NO_RUNS)}")
+from .artefacts import notebook_requests, trains
+from .profiles import get_profile
+from .requests import RunRequest, claim
+from .store import RunStore
 
 
 # --------------------------------------------------------------------------- the plan
@@ -203,7 +46,8 @@ def _stored_costs(root: Path) -> tuple[dict[tuple[str, str], float], dict[tuple[
         try:
             r = results[f] = json.loads(f.read_text())
             t, key = r["timing"], (f.parts[-3], f.parts[-2])
-            seconds, long_run = t["train_time_per_epoch_s"] + t["eval_time_per_epoch_s"], r["config"]["train"]["epochs"] > 5
+            seconds = t["train_time_per_epoch_s"] + t["eval_time_per_epoch_s"]
+            long_run = r["config"]["train"]["epochs"] > 5
             epochs_run = t["epochs_run"]  # read everything before recording anything
             sec.setdefault(key, []).append(seconds)
             if long_run:
@@ -300,7 +144,8 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
                     if sec is not None:
                         epochs = req.epochs if req.isolate or seen is None else min(req.epochs, seen)
                         minutes = epochs * sec / 60
-                setting = path.name.rsplit(f"seed{req.seed}-", 1)[0].rstrip("-")  # defaults dropped, as the store names it
+                # defaults dropped, as the store names it
+                setting = path.name.rsplit(f"seed{req.seed}-", 1)[0].rstrip("-")
                 if not req.isolate and req.patience != prof.patience:  # a plateau retry (same file stem)
                     setting = (setting + " " if setting else "") + f"patience={req.patience}"
                 rows[path] = {"dataset": d, "model": req.model, "setting": setting, "seed": req.seed,
@@ -331,7 +176,7 @@ def coverage_markdown(rows: list[dict], profile: str, notebooks: Iterable[str], 
     """The book page listing, per table/figure and dataset, how many of its runs are stored."""
     import datetime as dt
 
-    from .report import _git_commit
+    from .provenance import git_commit
 
     summary = {(s["notebook"], s["dataset"]): s for s in summarise(rows)}
     datasets = list(datasets)
@@ -339,16 +184,17 @@ def coverage_markdown(rows: list[dict], profile: str, notebooks: Iterable[str], 
     lines = [f"# Coverage of the `{profile}` profile", "",
              "Which training runs behind each table and figure are in the committed run store "
              f"(`runs/{profile}/`), as of the last `mealrec reproduce --plan --profile {profile}` "
-             f"({when}, commit {_git_commit() or 'unknown'}). Each cell: runs stored / runs needed. "
+             f"({when}, commit {git_commit() or 'unknown'}). Each cell: runs stored / runs needed. "
              "A page shows a dataset once all of its runs for that dataset are stored; until then the page names the "
              "dataset as pending. The cost of a missing run is a rough figure: its model's "
-             "stored runs on that dataset (epochs until early stopping, seconds per epoch on the machine that ran them, "
-             "often a loaded 2-core CPU); where it has none there, for MealRec or SeeDRec on a backbone, the backbone's runs "
-             "there (or, where it has none either, the backbone's own scaled estimate) times the plug-in's time ratio to it "
-             "where both ran; else its runs on the closest-sized dataset scaled by interactions (a sequential model's epoch grows about as they do).", "",
+             "stored runs on that dataset (epochs until early stopping, seconds per epoch on the machine that ran "
+             "them, often a loaded 2-core CPU); where it has none there, for MealRec or SeeDRec on a backbone, the "
+             "backbone's runs there (or, where it has none either, the backbone's own scaled estimate) times the "
+             "plug-in's time ratio to it where both ran; else its runs on the closest-sized dataset scaled by "
+             "interactions (a sequential model's epoch grows about as they do).", "",
              "| notebook | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
     for nb in notebooks:
-        if nb in NO_RUNS:
+        if not trains(nb):
             continue
         cells = []
         for d in datasets:
@@ -368,13 +214,14 @@ def coverage_markdown(rows: list[dict], profile: str, notebooks: Iterable[str], 
     missing = [r for r in rows if not r["stored"]]
     total = sum(r["est_minutes"] or 0 for r in missing) / 60
     spent = sum(r.get("minutes_spent") or 0 for r in rows if r["stored"]) / 60
-    lines += ["", f"The stored runs took {spent:.0f} core-hours of training and evaluation as each recorded it (the sum of "
-              "their epochs' wall times, mostly one thread per run with two runs side by side on a 2-core CPU)."]
+    lines += ["", f"The stored runs took {spent:.0f} core-hours of training and evaluation as each recorded it "
+              "(the sum of their epochs' wall times, mostly one thread per run with two runs side by side on a "
+              "2-core CPU)."]
     lines += ["", f"In all, {len(rows) - len(missing)} of {len(rows)} distinct runs are stored"
-              + (f"; the {len(missing)} missing would take roughly {total:.1f} core-hours where a cost is known" if missing else
-                 "; none is missing")
-              + (f" ({sum(r['est_minutes'] is None for r in missing)} have no stored run of their model to estimate from)."
-                 if any(r["est_minutes"] is None for r in missing) else "."), "",
+              + (f"; the {len(missing)} missing would take roughly {total:.1f} core-hours where a cost is known"
+                 if missing else "; none is missing")
+              + (f" ({sum(r['est_minutes'] is None for r in missing)} have no stored run of their model to "
+                 "estimate from)." if any(r["est_minutes"] is None for r in missing) else "."), "",
               f"To train the missing runs without executing notebooks, start "
               f"`mealrec reproduce --profile {profile} --runs-only --threads 1` in two processes side by side (each "
               f"claims a run before training it, so they share the runs out); "
@@ -407,39 +254,15 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     try:
         k, n = (int(x) for x in text.split("/"))
     except ValueError:
-        raise MealRecError(f"--shard {text!r}: expected K/N such as 1/2 (this process takes every N-th missing run, starting at the K-th)") from None
+        raise MealRecError(f"--shard {text!r}: expected K/N such as 1/2 (this process takes every N-th missing run, "
+                           "starting at the K-th)") from None
     if not 1 <= k <= n:
         raise MealRecError(f"--shard {text!r}: need 1 <= K <= N, such as 1/2 and 2/2 for two processes")
     return k, n
 
 
-@contextlib.contextmanager
-def claim(path: Path, wait: bool = False):
-    """Hold ``<run>.claim`` locked while this process trains the run at ``path``. When another
-    live process holds it: yield False, or with ``wait`` block until it is done (then the run
-    is stored and is read back). The lock (``flock``) dies with its process, so a killed run
-    leaves no stale claim behind; the file is removed when the holder is done."""
-    import fcntl
-
-    lock = Path(path).with_suffix(".claim")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not wait:
-                yield False
-                return
-            print(f"waiting for another process to finish training {Path(path).name}", file=sys.stderr)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield True
-        finally:
-            lock.unlink(missing_ok=True)
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def train_missing(store: RunStore, rows: list[dict], shard: tuple[int, int] = (1, 1), progress: bool = True) -> list[dict]:
+def train_missing(store: RunStore, rows: list[dict], shard: tuple[int, int] = (1, 1),
+                  progress: bool = True) -> list[dict]:
     """Train this shard's missing runs (the K-th, (K+N)-th, ... of the missing ones, in plan
     order). Each run is claimed first (:func:`claim`): a run another process is training is
     skipped, and one it stored meanwhile is read back, not trained again. So several
@@ -480,7 +303,4 @@ def train_missing(store: RunStore, rows: list[dict], shard: tuple[int, int] = (1
     return done
 
 
-__all__ = ["NOISE_MODELS", "RunRequest", "SEEDREC_BACKBONES", "SEEDREC_VARIANTS", "VARIANTS",
-           "VIS_MODELS", "ablation_requests", "complexity_requests", "coverage_markdown", "noise_requests",
-           "notebook_requests", "overall_requests", "parse_shard", "plan", "request", "seedrec_requests",
-           "sensitivity_requests", "summarise", "table2_models", "train_missing", "write_coverage"]
+__all__ = ["coverage_markdown", "parse_shard", "plan", "summarise", "train_missing", "write_coverage"]

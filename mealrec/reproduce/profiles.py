@@ -1,15 +1,19 @@
-"""Profiles: how much work one reproduction run does.
+"""Profiles: how much work one reproduction run does, read from ``mealrec/configs/profiles/<name>.yaml``.
 
 ``smoke`` checks that every notebook runs end to end (CI: a few seconds per notebook),
 ``quick`` gives a first look in minutes on 2 cores (3 epochs per run; on MicroLens a
 seeded sample of users, ``max_users``), ``full`` follows the
 paper's protocol (up to 200 epochs with early stopping, patience 10) and is what the
 committed book shows. Every notebook reads the same profile object, so a profile
-changes all tables and figures together.
+changes all tables and figures together. Each YAML file's comments say why a value is what it
+is; an unknown key is an error.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import yaml
 
 from ..utils import MealRecError
 
@@ -34,10 +38,7 @@ class Profile:
     max_users: int | None = None
     #: A run whose early stopping fired on an early plateau (best epoch <= PLATEAU_BEST_EPOCH,
     #: stopped before the epoch cap) is trained again with this patience and the pages use that
-    #: run (None: never). A patience of 10 can end a run whose validation metric sits flat for
-    #: ten epochs before it climbs (CL4SRec on synthetic-small: best epoch 2 at patience 10,
-    #: test N@10 .106; best epoch 104 at patience 30, N@10 .241). Only the stalled run gets the
-    #: longer patience, which can favour it and never the rows it is compared with.
+    #: run (None: never); why: ``configs/profiles/full.yaml``.
     plateau_patience: int | None = None
     #: backbone -> patience for every run built on that backbone: the backbone itself, its
     #: MealRec and SeeDRec plug-ins and their ablations (:func:`backbone_of`), so that the rows
@@ -93,9 +94,11 @@ class Profile:
 
     def thinning_note(self, dataset: str, notebook: str | None = None) -> str:
         """One sentence naming what the profile thins on ``dataset`` ('' when nothing is thinned);
-        with ``notebook``, only the fields that notebook uses (:data:`NOTEBOOK_FIELDS`)."""
+        with ``notebook``, only the fields that notebook uses (its artefact module's ``FIELDS``)."""
         changes = dict(self.thinned.get(dataset, {}))
         if notebook is not None:
+            from .artefacts import NOTEBOOK_FIELDS
+
             used = NOTEBOOK_FIELDS.get(notebook, ())
             changes = {k: v for k, v in changes.items() if k in used}
         longer = changes.pop("backbone_patience", {})
@@ -103,9 +106,11 @@ class Profile:
         base = PROFILES.get(self.name, self)
         parts = [f"a sample of {v} users instead of all of them" if k == "max_users"
                  else f"{k} {_fmt(v)} instead of {_fmt(getattr(base, k))}" for k, v in changes.items()]
-        parts += [f"the SeeDRec page leaves the {b} backbone off" if not seeds else f"seeds {_fmt(tuple(seeds))} on the SeeDRec "
+        parts += [f"the SeeDRec page leaves the {b} backbone off" if not seeds
+                  else f"seeds {_fmt(tuple(seeds))} on the SeeDRec "
                   f"page's {b} rows" for b, seeds in per_backbone.items()]
-        text = (f"On {dataset} the `{self.name}` profile is thinned to fit a 2-core machine: " + "; ".join(parts) + ".") if parts else ""
+        text = (f"On {dataset} the `{self.name}` profile is thinned to fit a 2-core machine: " + "; ".join(parts)
+                + ".") if parts else ""
         for b, pat in longer.items():
             text += ((" " if text else "") + f"On {dataset} every run on the {b} backbone ({b} itself, its MealRec and "
                      f"SeeDRec plug-ins and their ablations) trains with patience {pat} instead of {base.patience}: "
@@ -122,14 +127,6 @@ def backbone_of(model: str) -> str:
 
 #: Profile fields every notebook's training runs follow (Table 3's timing runs excepted).
 RUN_FIELDS = ("epochs", "patience", "plateau_patience", "backbone_patience", "seeds", "max_users")
-#: The profile fields each notebook reads (a page's thinning note names only these).
-NOTEBOOK_FIELDS: dict[str, tuple[str, ...]] = {
-    "datasets": ("max_users",), "overall": RUN_FIELDS, "complexity": ("timing_epochs", "max_users"),
-    "ablation": RUN_FIELDS + ("ablation_backbones",), "sensitivity": RUN_FIELDS + ("lambdas", "steps"),
-    "noise": RUN_FIELDS + ("noise",), "visualisation": RUN_FIELDS + ("tsne_users",),
-    "seedrec": RUN_FIELDS + ("seedrec_seeds", "seedrec_backbone_seeds"),
-    "controls": ("control_seeds", "control_epochs"),
-}
 
 #: The backbones the SeeDRec page can put both plug-ins on.
 SEEDREC_BACKBONES = ("sasrec", "cl4srec")
@@ -137,70 +134,50 @@ SEEDREC_BACKBONES = ("sasrec", "cl4srec")
 #: The best epoch at or below which an early stop counts as a stop on an early plateau.
 PLATEAU_BEST_EPOCH = 3
 
-#: Users the `quick` profile samples from each MicroLens dataset.
-QUICK_USERS = 500
-#: The positive controls (mealrec/data/controls.py).
-CONTROLS = ("control-content", "control-temporal", "control-selection")
+#: Where the profiles are, one YAML file per profile, and the order they are listed in.
+PROFILE_DIR = Path(__file__).resolve().parents[1] / "configs" / "profiles"
+PROFILE_ORDER = ("smoke", "quick", "full")
+#: Fields given as YAML lists and held as tuples.
+_TUPLES = ("seeds", "lambdas", "steps", "noise", "synthetic_datasets", "real_datasets", "ablation_backbones",
+           "seedrec_seeds", "control_datasets", "control_seeds")
 
-PROFILES: dict[str, Profile] = {
-    "smoke": Profile(
-        name="smoke", epochs=1, patience=1, seeds=(2020,), lambdas=(0.1, 0.5), steps=(5, 10),
-        noise=(0.0, 0.5), timing_epochs=1, tsne_users=100,
-        synthetic_datasets=("synthetic-tiny",), real_datasets=(),
-        control_datasets=("control-content",), control_epochs=1,
-    ),
-    "quick": Profile(
-        name="quick", epochs=3, patience=3, seeds=(2020,), lambdas=(0.1, 0.5), steps=(5, 10),
-        noise=(0.0, 0.1, 0.3, 0.5), timing_epochs=1, tsne_users=300,
-        synthetic_datasets=("synthetic-small",), real_datasets=("microlens-small", "microlens-big"),
-        # A first look at the real data, not a reproduction: 39 runs of 3 epochs on all of
-        # microlens-small (10k users) would take ~1.6 core-hours and on microlens-big ~5
-        # (`--plan`'s cost model on the committed full-profile runs).
-        # A seeded sample of users keeps every notebook on real interactions and titles.
-        thinned={d: {"max_users": QUICK_USERS} for d in ("microlens-small", "microlens-big")},
-        control_datasets=CONTROLS, control_epochs=5,
-    ),
-    "full": Profile(
-        name="full", epochs=200, patience=10, plateau_patience=30, seeds=(2020,), seedrec_seeds=(2020, 2021, 2022),
-        lambdas=(0.01, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9), steps=(5, 10, 15, 20, 25), noise=(0.0, 0.1, 0.3, 0.5), timing_epochs=3, tsne_users=1000,
-        # synthetic-medium (5x synthetic-small, no counterpart in the paper) is left out of the
-        # default datasets: its pages would cost ~120 core-hours on 2 cores (`--plan`'s estimate),
-        # for the role synthetic-small already fills (a planted benchmark
-        # where the right answer is known). `--datasets synthetic-medium` still runs it.
-        synthetic_datasets=("synthetic-small",), real_datasets=("microlens-small", "microlens-big"),
-        control_datasets=CONTROLS, control_seeds=(2020, 2021, 2022), control_epochs=30,
-        # One MealRec-TedRec epoch on microlens-big takes ~4 min on one core (TedRec ~3 min;
-        # measured in the committed runs, two runs side by side on a 2-core CPU):
-        # the paper's protocol (up to 200 epochs, 7 x 5 grids) would take weeks here.
-        # Figure 4's two 7 x 5 grids are 65 distinct runs per dataset: ~16 core-hours on
-        # synthetic-small and ~35 on microlens-small (`mealrec reproduce --plan`), so the
-        # other datasets keep the grid's corners and default: 3 x 3 (15 distinct runs).
-        thinned={
-            # Figure 6's SASRec and CL4SRec ablations on microlens-big: `--plan` estimates ~12
-            # core-hours for the page's 15 runs, ~3 for Figure 3's 5 TedRec runs. Figure 6 runs on
-            # the other datasets only.
-            # The SeeDRec page's 3 seeds (10 runs per seed and dataset) would add ~4, ~30 and
-            # ~17 core-hours on synthetic-small, microlens-small and microlens-big (`--plan`).
-            # The comparison the page exists for is SASRec, SASRec+SeeDRec, MealRec-SASRec and
-            # SeeDRec's ablations, so SASRec's rows get the 3 seeds first. On microlens-small the
-            # CL4SRec rows (~12 core-hours for one seed: CL4SRec's epochs cost ~3x SASRec's) are
-            # left off; microlens-big shows SASRec's rows at three seeds and CL4SRec's at one.
-            "microlens-big": {"epochs": 10, "patience": 3, "lambdas": (0.1, 0.5), "steps": (5, 10),
-                              "noise": (0.0, 0.5), "tsne_users": 500, "ablation_backbones": ("tedrec",),
-                              "seedrec_backbone_seeds": {"cl4srec": (2020,)}},
-            "synthetic-medium": {"lambdas": (0.01, 0.1, 0.9), "steps": (5, 10, 25), "seedrec_seeds": (2020,)},
-            "microlens-small": {"lambdas": (0.01, 0.1, 0.9), "steps": (5, 10, 25), "seedrec_backbone_seeds": {"cl4srec": ()}},
-            # CL4SRec on synthetic-small: at patience 10 it stopped at epoch 12 (best epoch 2, test
-            # N@10 .106); at patience 30 it reached best epoch 104 (.241). Its plug-ins and their
-            # ablations get the same patience, so Figure 6 and the SeeDRec page compare like with like.
-            "synthetic-small": {"lambdas": (0.01, 0.1, 0.9), "steps": (5, 10, 25), "seedrec_backbone_seeds": {"cl4srec": (2020,)},
-                                "backbone_patience": {"cl4srec": 30}},
-            # The controls page's 30 runs per control cost ~2.5 core-hours on 2 cores (a MealRec-TedRec
-            # run ~7 min alone); seeds 2021 and 2022 are being trained, the page shows seed 2020 until they are.
-            **{c: {"control_seeds": (2020,)} for c in CONTROLS},
-        },
-    ),
-}
+
+def _typed(key: str, value, where: str):
+    """A YAML value as the :class:`Profile` field ``key`` holds it (lists as tuples)."""
+    known = {f.name for f in fields(Profile)} - {"name", "dataset"}
+    if key not in known:
+        raise MealRecError(f"{where}: unknown profile field {key!r}; valid: {', '.join(sorted(known))}")
+    if key in _TUPLES and value is not None:
+        if not isinstance(value, list):
+            raise MealRecError(f"{where}: {key} must be a list, got {value!r}")
+        return tuple(value)
+    if key == "seedrec_backbone_seeds":
+        return {b: tuple(s) for b, s in value.items()}
+    if key == "thinned":
+        return {d: {k: _typed(k, v, f"{where}: thinned: {d}") for k, v in over.items()} for d, over in value.items()}
+    return value
+
+
+def load_profile(path: str | Path) -> Profile:
+    """The profile in the YAML file ``path`` (its name is the file's stem)."""
+    path = Path(path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise MealRecError(f"{path}: a profile is a mapping of fields to values")
+    return Profile(name=path.stem, **{k: _typed(k, v, str(path)) for k, v in data.items()})
+
+
+def _load_all() -> dict[str, Profile]:
+    def order(f: Path) -> tuple[int, str]:
+        return (PROFILE_ORDER.index(f.stem) if f.stem in PROFILE_ORDER else len(PROFILE_ORDER), f.stem)
+
+    files = sorted(PROFILE_DIR.glob("*.yaml"), key=order)
+    return {f.stem: load_profile(f) for f in files}
+
+
+PROFILES: dict[str, Profile] = _load_all()
+#: Users the `quick` profile samples from each MicroLens dataset.
+QUICK_USERS = PROFILES["quick"].thinned["microlens-small"]["max_users"]
 
 
 def _fmt(v) -> str:
@@ -228,65 +205,5 @@ def get_profile(name: str, dataset: str | None = None) -> Profile:
     return prof.for_dataset(dataset)
 
 
-def parse_seeds(value, default) -> list[int]:
-    """The notebooks' ``SEEDS`` parameter as a list of seeds: None (or empty) gives ``default``
-    (the profile's seeds); a list of integers or one integer is taken as is; text holding such a
-    list is parsed, since ``papermill -p SEEDS "[2020, 2021]"`` passes the list as a string."""
-    import json
-
-    given = value
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else None
-        except json.JSONDecodeError:
-            pass  # left as text: rejected below
-    if value is None or (isinstance(value, (list, tuple)) and not value):
-        return [int(s) for s in default]
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
-        raise MealRecError(f"parameter SEEDS must be None or a list of integers such as [2020, 2021, 2022]; got {given!r}. "
-                           "With papermill, pass it as YAML: -y \"SEEDS: [2020, 2021, 2022]\"")
-    return [int(s) for s in value]
-
-
-#: The notebooks whose rows a ``MODELS`` parameter picks; the others' rows are fixed by their page.
-MODELS_NOTEBOOKS = ("overall", "noise", "visualisation")
-
-
-def parse_models(value, notebook: str | None = None) -> list[str] | None:
-    """The notebooks' ``MODELS`` parameter: None (each page's own models, read from the
-    registry), a list of registered names, or the same as text: a JSON list (what
-    ``papermill -p MODELS '["sasrec", "tedrec"]'`` passes) or comma-separated names. An unknown
-    name fails here, listing the valid ones. ``notebook``: the notebook asking; one outside
-    :data:`MODELS_NOTEBOOKS` refuses any value but None, rather than ignore it."""
-    import json
-
-    from ..models import get_model_class
-
-    if notebook is not None and notebook not in MODELS_NOTEBOOKS and value not in (None, "", [], ()):
-        raise MealRecError(f"parameter MODELS is not read by the {notebook} notebook, whose rows are fixed by its page "
-                           f"(and the profile); leave MODELS = None. The notebooks that take MODELS: "
-                           f"{', '.join(MODELS_NOTEBOOKS)}")
-    given = value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                raise MealRecError(f"parameter MODELS: {given!r} is not a JSON list of names; "
-                                   "pass e.g. -y \"MODELS: [sasrec, tedrec]\"") from None
-        else:
-            value = [m.strip() for m in text.split(",") if m.strip()] or None
-    if value is None or (isinstance(value, (list, tuple)) and not value):
-        return None
-    if not isinstance(value, (list, tuple)) or not all(isinstance(m, str) for m in value):
-        raise MealRecError(f"parameter MODELS must be None or a list of model names; got {given!r}")
-    for m in value:
-        get_model_class(m)  # raises, naming the valid models
-    return list(value)
-
-
-__all__ = ["CONTROLS", "MODELS_NOTEBOOKS", "PLATEAU_BEST_EPOCH", "PROFILES", "Profile",
-           "SEEDREC_BACKBONES", "backbone_of", "get_profile", "parse_models", "parse_seeds", "stopped_on_plateau"]
+__all__ = ["PLATEAU_BEST_EPOCH", "PROFILES", "Profile", "RUN_FIELDS", "SEEDREC_BACKBONES", "backbone_of",
+           "get_profile", "load_profile", "stopped_on_plateau"]

@@ -1,17 +1,16 @@
 """A content-addressed store of training runs, so that reproduction is resumable.
 
-Every run is keyed by what determines its metrics: the model, the resolved
-configuration (model and training settings, seed), the visual noise, what the model is
-fed (the dataset's data hash, its titles and text encoder, a hash of its visual feature
-tensors and its ``max_len``), and a hash of the library code the run executes (comments
-and docstrings ignored). The dataset *loader* modules (``data/__init__.py``,
-``data/synthetic.py``, ``data/microlens.py``) are keyed through what they produce, not
-through their source, so a loader change that leaves the data unchanged (say, support
-for extracted features) keeps every stored run; one that changes the data retrains. A run whose key is already in the store is read back instead of
-trained again; a change to any of those inputs trains it anew. Results are written
-atomically (temp file + rename), so an interrupted run leaves nothing half-written; a stored
-result that cannot be read (truncated, a merge conflict, a Git LFS pointer) is reported, moved
-aside to ``<name>.corrupt`` and trained anew (:meth:`RunStore.read_stored`).
+Every run is keyed by what determines its metrics: the model, the resolved configuration
+(model and training settings, seed), the visual noise, what the model is fed (the dataset's data
+hash, its titles and text encoder, a hash of its visual feature tensors and its ``max_len``), and
+the declared versions of the math it executes (:func:`mealrec.versions.model_versions`: the core's
+and each model class's). Source code is not keyed: a refactor that changes no number keeps every
+stored run, and the golden ledger (:mod:`mealrec.golden`, checked by the tests) catches a change of
+the math made without a version bump. A run whose key is already in the store is read back instead
+of trained again; a change to any of those inputs trains it anew. Results are written atomically
+(temp file + rename), so an interrupted run leaves nothing half-written; a stored result that cannot
+be read (truncated, a merge conflict, a Git LFS pointer) is reported, moved aside to
+``<name>.corrupt`` and trained anew (:meth:`RunStore.read_stored`).
 
 Layout: ``<root>/<dataset>/<model>/<tag>seed<seed>-<key>.json`` with the per-user test
 metrics in a ``.npz`` beside it (both meant to be committed) and the checkpoint in a
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import inspect
 import json
 import os
 import sys
@@ -31,22 +29,15 @@ from typing import Any
 
 from ..data import get_dataset
 from ..experiments import run_config, run_in_subprocess
-from ..models import get_model_class
 from ..trainer import train
 from ..integrity import CorruptFileError, cpu_info, read_result
 from ..utils import MealRecError, sha256_arrays, write_json_atomic
+from ..versions import model_versions
 from .profiles import get_profile
 
 PACKAGE = Path(__file__).resolve().parent.parent
-#: Library files every run depends on, besides the model's own modules.
-#: (The dataset loaders are keyed by their output instead: see :func:`dataset_identity`.)
-CORE_FILES = (
-    "trainer.py", "evaluation.py", "config.py", "utils.py",
-    "data/base.py", "data/features.py",
-    "models/base.py", "models/layers.py", "models/diffusion.py",
-)
-#: Key scheme version (2: loaders keyed by output; 1 hashed their source, see scripts/rekey_runs.py).
-KEY_SCHEME = 2
+#: Key scheme (3: declared versions; 2 hashed the source of the core and model modules, see rekey.py).
+KEY_SCHEME = 3
 #: Set to 1 around a rendered notebook: its run stores read and never train (see RunStore.train).
 RENDER_ONLY_ENV = "MEALREC_RENDER_ONLY"
 #: Training settings that do not change metrics (evaluation is batch-size invariant).
@@ -59,37 +50,10 @@ def _normalised_source_hash(path: Path) -> str:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
             node.body = body[1:] or [ast.Pass()]
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
-
-
-def model_source_files(model: str) -> list[Path]:
-    """The library modules a model's runs execute: the core files, the modules of the
-    model's class hierarchy, and those of a wrapped backbone (``backbone_name``)."""
-    files = {PACKAGE / f for f in CORE_FILES}
-    classes = [get_model_class(model)]
-    backbone = getattr(classes[0], "backbone_name", "")
-    if backbone:
-        classes.append(get_model_class(backbone))
-    for cls in classes:
-        for c in cls.__mro__:
-            if c.__module__.startswith("mealrec."):
-                files.add(Path(inspect.getsourcefile(c)).resolve())
-    return sorted(files)
-
-
-def files_hash(files) -> str:
-    """Hash of library modules (paths and syntax trees, docstrings ignored)."""
-    h = hashlib.sha256()
-    for f in sorted(files):
-        h.update(str(f.relative_to(PACKAGE)).encode())
-        h.update(_normalised_source_hash(f).encode())
-    return h.hexdigest()
-
-
-def code_hash(model: str) -> str:
-    return files_hash(model_source_files(model))
 
 
 def keyed_config(run) -> dict:
@@ -214,7 +178,7 @@ class RunStore:
             "config": keyed_config(run),
             "visual_noise": float(visual_noise),
             "dataset": self.dataset_identity(dataset, visual_noise),
-            "code": code_hash(model),
+            "versions": model_versions(model),
         }
         key = digest(ident)
         path = self.root / dataset / model / f"{_tag(overrides, visual_noise)}seed{seed}-{key}.json"
@@ -231,7 +195,8 @@ class RunStore:
 
         ``overrides``: model settings (as ``--set model.KEY=VALUE``). ``isolate``: train in a
         fresh process, so that its peak memory is that model's alone (Table 3)."""
-        run, key, path, overrides = self._resolve(model, dataset, seed, epochs, patience, dict(overrides or {}), visual_noise)
+        run, key, path, overrides = self._resolve(model, dataset, seed, epochs, patience, dict(overrides or {}),
+                                                  visual_noise)
         res = self.read_stored(path)
         if res is not None and res.get("store_key") == key and "per_user_test" in res:
             res["result_path"] = str(path)
@@ -241,14 +206,17 @@ class RunStore:
             if older is None:
                 raise MissingRunError(
                     f"{model} {_tag(overrides, visual_noise).rstrip('-') or 'default'} seed {seed} on {dataset} is "
-                    f"not stored in {self.root} (rendering never trains): `mealrec reproduce --train-missing` trains it")
+                    f"not stored in {self.root} (rendering never trains): `mealrec reproduce --train-missing` "
+                    "trains it")
             res = self.read_stored(older)
             res["result_path"] = str(older)
-            res["older_code"] = {"store_key": res.get("store_key"), "created": res.get("environment", {}).get("created")}
+            created = res.get("environment", {}).get("created")
+            res["older_code"] = {"store_key": res.get("store_key"), "created": created}
             return res
         if isolate:
             sets = [f"model.{k}={json.dumps(v)}" for k, v in overrides.items()]
-            sets += [f"train.{k}={json.dumps(v)}" for k, v in (("patience", run.train.patience), ("num_threads", run.train.num_threads))]
+            sets += [f"train.{k}={json.dumps(v)}"
+                     for k, v in (("patience", run.train.patience), ("num_threads", run.train.num_threads))]
             run_in_subprocess(model, dataset, path, seed=seed, epochs=epochs, sets=sets,
                               data_dir=self.data_dir, device=self.device, visual_noise=visual_noise,
                               max_users=self.max_users(dataset))
@@ -256,6 +224,7 @@ class RunStore:
             train(run, self.dataset(dataset, visual_noise), out=path, progress=self.progress)
         res = read_result(path)
         res["store_key"] = key
+        res["versions"] = model_versions(model)
         res.setdefault("environment", {}).update(cpu_info())  # with its thread count: "the same hardware"
         per_user = res.pop("per_user_test")
         write_json_atomic(path, res)  # stamp the key last: a run without it is retrained
@@ -323,4 +292,4 @@ class RunStore:
         return ckpt if ckpt.exists() else None
 
 
-__all__ = ["CORE_FILES", "KEY_SCHEME", "MissingRunError", "RENDER_ONLY_ENV", "RunStore", "code_hash", "dataset_identity", "library_source_hash", "model_source_files"]
+__all__ = ["KEY_SCHEME", "MissingRunError", "RENDER_ONLY_ENV", "RunStore", "dataset_identity", "library_source_hash"]

@@ -9,13 +9,12 @@ matrix as a picture.
 from __future__ import annotations
 
 import json
-import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..utils import MealRecError, atomic_path
+from .artefacts import artefact
 
 LABELS = ("reproduces", "partly reproduces", "does not reproduce", "not tested here")
 START, END = "<!-- summary:start -->", "<!-- summary:end -->"
@@ -35,72 +34,13 @@ def _label(verdict: str) -> str:
     raise MealRecError(f"verdict without a label ({', '.join(LABELS)}): {verdict[:80]!r}")
 
 
-def _p(p: float) -> str:
-    return "p n/a" if p is None or (isinstance(p, float) and math.isnan(p)) else f"p = {p:.2g}"
-
-
-def _overall(r: dict) -> str:
-    imp = r["improvement"]["ndcg@10"]
-    return f"N@10 {imp['rel_imp_pct']:+.1f}% vs {imp['best_baseline']} ({_p(imp['p'])})"
-
-
-def _ablation(backbone: str) -> Callable[[dict], str]:
-    def number(r: dict) -> str:
-        rows = {row["variant"]: row for row in r[backbone]["table"]}
-        full, base = rows["full"], rows[backbone]
-        change = 100 * (full["ndcg@10"] / base["ndcg@10"] - 1)
-        lowest = min((v for v in rows if v != backbone), key=lambda v: rows[v]["ndcg@10"])
-        return f"full vs {backbone} N@10 {change:+.1f}% ({_p(base['p vs full (N@10)'])}); lowest variant: {lowest}"
-    return number
-
-
-def _sensitivity(r: dict) -> str:
-    m = re.search(r"TCD \(lambda_T\) ([\d.]+)%, NPD \(lambda_N\) ([\d.]+)%", r["verdict"])
-    if m is None:
-        raise MealRecError("sensitivity sidecar: its verdict does not state the two spreads")
-    return f"N@10 spread TCD {m.group(1)}%, NPD {m.group(2)}%"
-
-
-def _noise(r: dict) -> str:
-    rows = r["table"]
-    base = next(row for row in rows if row["sigma"] == 0.0)
-    falls = {m: max(0.0, max(100 * (1 - row[m] / base[m]) for row in rows)) for m in ("hr@10", "ndcg@10")}
-    return f"largest fall H@10 {falls['hr@10']:.1f}%, N@10 {falls['ndcg@10']:.1f}%"
-
-
-def _complexity(r: dict) -> str:
-    q = r["ratios"]["mealrec-tedrec / tedrec"]
-    return (f"x TedRec: train {q['train s/epoch|ours']:.2f}, eval {q['eval s/epoch|ours']:.2f}, "
-            f"memory {q['peak memory MB|ours']:.2f}")
-
-
-def _visualisation(r: dict) -> str:
-    a = r["alignment"]
-    return (f"user-target cosine {a['tedrec']['user-target cosine']:.3f} (TedRec) vs "
-            f"{a['mealrec-tedrec']['user-target cosine']:.3f}")
-
-
-def _seedrec(r: dict) -> str:
-    parts = []
-    for b in ("sasrec", "cl4srec"):
-        t = r["tests"].get(f"seedrec-{b} vs {b}")
-        if t:
-            parts.append(f"{b} {100 * (t['mean_a'] / t['mean_b'] - 1):+.1f}% ({_p(t['p'])})")
-    return "SeeDRec N@10 vs backbone: " + ", ".join(parts)
-
-
+#: The pages whose claims the matrix shows, in its row order; each page's module states its claims
+#: (``CLAIMS``: the claim, where its verdict sits in the sidecar, the number beside it).
+CLAIM_PAGES = ("overall", "ablation", "sensitivity", "noise", "complexity", "visualisation", "seedrec")
 #: (claim, notebook, where the verdict sits in the sidecar's results, the number, page slug)
-CLAIMS: tuple[tuple[str, str, tuple[str, ...], Callable[[dict], str], str], ...] = (
-    ("Table 2: MealRec-TedRec beats every baseline", "overall", ("verdict",), _overall, "table2"),
-    ("Figure 3: TCD and NPD each help (TedRec)", "ablation", ("tedrec", "verdict"), _ablation("tedrec"), "figure3-6"),
-    ("Figure 6: universality (SASRec)", "ablation", ("sasrec", "verdict"), _ablation("sasrec"), "figure3-6"),
-    ("Figure 6: universality (CL4SRec)", "ablation", ("cl4srec", "verdict"), _ablation("cl4srec"), "figure3-6"),
-    ("Figure 4: insensitive to lambda and T", "sensitivity", ("verdict",), _sensitivity, "figure4"),
-    ("Figure 5: robust to visual noise", "noise", ("verdict",), _noise, "figure5"),
-    ("Table 3: modest cost over TedRec", "complexity", ("verdict",), _complexity, "table3"),
-    ("Figure 7: user closer to target", "visualisation", ("verdict",), _visualisation, "figure7"),
-    ("SeeDRec improves its backbone", "seedrec", ("verdict",), _seedrec, "beyond-seedrec"),
-)
+CLAIMS: tuple[tuple[str, str, tuple[str, ...], Callable[[dict], str], str], ...] = tuple(
+    (claim, nb, where, number, artefact(nb).PAGE.slug)
+    for nb in CLAIM_PAGES for claim, where, number in artefact(nb).CLAIMS)
 
 
 def _read(path: Path) -> dict:

@@ -1,4 +1,4 @@
-"""``mealrec reproduce``: render each notebook per dataset with papermill, then build the book.
+"""``mealrec reproduce``'s notebook execution: render each notebook per dataset with papermill.
 
 For every notebook x dataset pair the runner computes a key from what determines the page's
 content (:func:`page_key`): the notebook, the profile, the data hash, the library (the modules
@@ -9,7 +9,8 @@ trains: a pair whose runs are not all stored is not executed and its page names 
 runs; ``train=True`` (``--train-missing``) trains them first. A pair that runs is executed into
 a temporary file and renamed into ``book/generated/<profile>/<notebook>/<dataset>.ipynb`` only
 when every cell succeeded; a failing cell stops the runner with the notebook, the cell's source
-and the error, and leaves the previous output untouched. Pages and the build: :mod:`.book`.
+and the error, and leaves the previous output untouched. Pages and the build: :mod:`.book`; the browser check:
+:mod:`.browser`; where the data is: :mod:`.paths`.
 """
 from __future__ import annotations
 
@@ -24,28 +25,10 @@ from pathlib import Path
 from typing import Iterable
 
 from ..utils import MealRecError, atomic_path
-from .book import NOTEBOOKS, PAGES, build_book, repo_root, write_book_pages  # noqa: F401
-from .controls import is_control  # noqa: F401  (the controls page runs on these only)
-from .browser import browser_check  # noqa: F401
+from .artefacts import NOTEBOOKS, notebook_requests, runs_on
+from .paths import repo_root
 from .profiles import get_profile
 from .store import PACKAGE, RENDER_ONLY_ENV, MissingRunError, RunStore, _normalised_source_hash
-
-
-def find_data_dir(data_dir: str | None) -> str | None:
-    """``data_dir``, else ``$MEALREC_DATA``, else ``../shared/data`` beside the checkout, if it
-    holds the MicroLens-50K files; None when none does."""
-    from ..data import microlens
-
-    candidates = [data_dir, os.environ.get("MEALREC_DATA"), str(repo_root().parent / "shared" / "data")]
-    for cand in candidates:
-        if cand:
-            try:
-                microlens.locate(cand)
-                return str(Path(cand).resolve())
-            except MealRecError:
-                if cand == data_dir:
-                    raise
-    return None
 
 
 def default_datasets(profile_name: str, data_dir: str | None, include_absent: bool = False) -> list[str]:
@@ -65,8 +48,8 @@ def default_datasets(profile_name: str, data_dir: str | None, include_absent: bo
 
 #: Modules whose code never reaches a notebook's output: the command line, this runner, the page
 #: writer, the browser check, the summary matrix and ``--verify``. A change to them re-renders nothing.
-_NOT_PAGE_CODE = ("cli.py", "reproduce/runner.py", "reproduce/book.py", "reproduce/browser.py", "reproduce/summary.py",
-                  "reproduce/verify.py")
+_NOT_PAGE_CODE = ("cli.py", "reproduce/execution.py", "reproduce/book.py", "reproduce/browser.py",
+                  "reproduce/summary.py", "reproduce/verify.py", "reproduce/paths.py")
 #: Bump when the page key's recipe changes.
 PAGE_KEY_SCHEME = 2
 
@@ -111,11 +94,9 @@ def page_key(nb_path: Path, profile: str, dataset: str, data_hash: str, lib_hash
 def page_runs(store: RunStore, notebook: str, dataset: str, profile: str) -> dict[str, list]:
     """The stored runs a notebook reads on ``dataset`` (``used``: result paths), and the runs it
     lacks (``missing``) or would read as made by older code (``older``), each as a line naming it."""
-    from . import plan as P
-
     out: dict[str, list] = {"used": [], "missing": [], "older": []}
 
-    def visit(req: "P.RunRequest") -> None:
+    def visit(req) -> None:
         kw = req.kwargs()
         kw.pop("isolate")
         path, status = store.locate(req.model, req.dataset, **kw)
@@ -130,7 +111,7 @@ def page_runs(store: RunStore, notebook: str, dataset: str, profile: str) -> dic
         if retry is not None:
             visit(retry)
 
-    for req in P.notebook_requests(notebook, dataset, get_profile(profile, dataset)):
+    for req in notebook_requests(notebook, dataset, get_profile(profile, dataset)):
         visit(req)
     return out
 
@@ -297,7 +278,7 @@ def run_notebooks(datasets: Iterable[str], profile: str = "full", notebooks: Ite
         P.train_missing(store, rows, progress=progress)
     lib_hash = page_library_hash()
     done = []
-    pairs = [(nb, d) for nb in notebooks for d in datasets if (nb == "controls") == is_control(d)]
+    pairs = [(nb, d) for nb in notebooks for d in datasets if runs_on(nb, d)]
     bar = tqdm(pairs, desc=f"render ({profile})", unit="page", disable=not progress)
     for nb, d in bar:
         bar.set_postfix_str(f"{nb} on {d}")
@@ -327,5 +308,4 @@ def run_notebooks(datasets: Iterable[str], profile: str = "full", notebooks: Ite
     return done
 
 
-__all__ = ["NOTEBOOKS", "PAGES", "browser_check", "build_book", "default_datasets", "execute", "find_data_dir",
-           "page_key", "page_runs", "run_notebooks", "write_book_pages"]
+__all__ = ["default_datasets", "execute", "is_unavailable", "page_key", "page_runs", "run_notebooks"]
