@@ -7,7 +7,8 @@
     # same on real interactions (placeholder visual features)
     python benchmarks/bench_mealrec.py ablation --dataset microlens-small --backbone tedrec --data-dir ../shared/data
     # train/eval time per epoch and peak memory, MealRec / backbone, each model in its own process
-    python benchmarks/bench_mealrec.py overhead --dataset microlens-small --backbone tedrec --epochs 3 --data-dir ../shared/data
+    python benchmarks/bench_mealrec.py overhead --dataset microlens-small --backbone tedrec --epochs 3 \
+--data-dir ../shared/data
 
 Every run's JSON result goes under ``--out``; a summary JSON is written beside them.
 ``--set model.KEY=VALUE`` applies to the MealRec runs only (e.g. ``--set model.steps=5``).
@@ -60,7 +61,8 @@ def planted(args) -> dict:
         pb = np.mean([b["per_user_test"][m] for _, b in rows], axis=0)
         pooled[m] = paired_ttest(pa, pb)
     print(f"\n{meal} vs {base} on {args.dataset}, seeds {args.seeds} (full ranking, history not masked, test)")
-    print(f"{'seed':>6s} " + " ".join(f"{meal + ' ' + m:>22s} {base + ' ' + m:>16s} {'p':>8s}" for m in ("hr@10", "ndcg@10")))
+    print(f"{'seed':>6s} " + " ".join(
+        f"{meal + ' ' + m:>22s} {base + ' ' + m:>16s} {'p':>8s}" for m in ("hr@10", "ndcg@10")))
     for r in per_seed:
         print(f"{r['seed']:6d} " + " ".join(
             f"{r[meal][m]:22.4f} {r[base][m]:16.4f} {r['ttest'][m]['p']:8.1e}" for m in ("hr@10", "ndcg@10")))
@@ -80,7 +82,8 @@ def ablation(args) -> dict:
     for v in ("full", "-TCD", "-NPD", "-TCD-NPD"):
         r = _run(args, f"mealrec-{base}", seed, [*args.set, f"model.variant={v}"], tag=f"[{v}]")
         out[v] = r["test"]
-        out[v + " vs backbone p(ndcg@10)"] = paired_ttest(r["per_user_test"]["ndcg@10"], b["per_user_test"]["ndcg@10"])["p"]
+        out[v + " vs backbone p(ndcg@10)"] = paired_ttest(r["per_user_test"]["ndcg@10"],
+                                                          b["per_user_test"]["ndcg@10"])["p"]
     print(f"\nablation of mealrec-{base} on {args.dataset}, seed {seed} (test, full ranking)")
     print(f"{'variant':12s} " + " ".join(f"{m:>8s}" for m in METRICS))
     for k in (base, "full", "-TCD", "-NPD", "-TCD-NPD"):
@@ -98,12 +101,13 @@ def overhead(args) -> dict:
     keys = ("train_time_per_epoch_s", "eval_time_per_epoch_s", "peak_memory_mb")
     summary = {m: {k: float(np.median([t[k] for t in ts])) for k in keys} for m, ts in res.items()}
     for m, ts in res.items():
-        summary[m]["memory_increase_mb"] = float(np.median([t["peak_memory_mb"] - t["memory_before_model_mb"] for t in ts]))
+        summary[m]["memory_increase_mb"] = float(np.median([t["peak_memory_mb"] - t["memory_before_model_mb"]
+                                                            for t in ts]))
     ratios = {k: summary[meal][k] / summary[base][k] for k in (*keys, "memory_increase_mb")}
     paper = {"train_time_per_epoch_s": 1.87 / 1.23, "eval_time_per_epoch_s": 2.31 / 1.47, "peak_memory_mb": 3280 / 2716}
     target = {"train_time_per_epoch_s": 1.5, "eval_time_per_epoch_s": 1.6, "peak_memory_mb": 1.25}
-    print(f"\noverhead on {args.dataset} ({args.epochs} epochs per run, {args.repeats} run(s) each, device {args.device}; "
-          f"median over runs)")
+    print(f"\noverhead on {args.dataset} ({args.epochs} epochs per run, {args.repeats} run(s) each, "
+          f"device {args.device}; median over runs)")
     print(f"{'':26s} {base:>10s} {meal:>16s} {'ratio':>7s} {'paper':>7s} {'target':>7s}")
     for k in (*keys, "memory_increase_mb"):
         print(f"{k:26s} {summary[base][k]:10.2f} {summary[meal][k]:16.2f} {ratios[k]:7.2f} "

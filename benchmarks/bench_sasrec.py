@@ -32,7 +32,8 @@ def main() -> None:
     for name in args.datasets:
         run = run_config(
             args.model, name,
-            train_overrides={"seed": args.seed, "epochs": args.epochs, "device": args.device, "num_threads": args.threads},
+            train_overrides={"seed": args.seed, "epochs": args.epochs, "device": args.device,
+                             "num_threads": args.threads},
         )
         ds = get_dataset(name, data_dir=args.data_dir)
         out = Path(args.out) / f"{name}-{args.model}-seed{args.seed}.json"
@@ -44,8 +45,9 @@ def main() -> None:
 
     import torch
 
-    print(f"\n{args.model}, seed {args.seed}, device {args.device}, {torch.get_num_threads()} threads; full ranking, history not masked, "
-          "leave-one-out, max_len 10, batch 2048, Adam 1e-3, early stop on valid NDCG@10 (patience 10)")
+    print(f"\n{args.model}, seed {args.seed}, device {args.device}, {torch.get_num_threads()} threads; "
+          "full ranking, history not masked, leave-one-out, max_len 10, batch 2048, Adam 1e-3, "
+          "early stop on valid NDCG@10 (patience 10)")
     print(f"{'dataset':16s} {'train s/ep':>10s} {'eval s/ep':>9s} {'peak MB':>8s} {'best':>4s} {'epochs':>6s} "
           f"{'HR@10':>7s} {'NDCG@10':>7s} {'HR@20':>7s} {'NDCG@20':>7s}")
     for name, tr, ev, mem, best, n, m in rows:

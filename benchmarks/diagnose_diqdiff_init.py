@@ -47,7 +47,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=None, help="JSON file (default benchmarks/results/<date>/diqdiff-init-<dataset>.json)")
+    ap.add_argument("--out", default=None,
+                    help="JSON file (default benchmarks/results/<date>/diqdiff-init-<dataset>.json)")
     a = ap.parse_args(argv)
     arms = []
     for std in a.stds:
@@ -56,7 +57,8 @@ def main(argv=None) -> None:
         print(f"std {std:g}: valid NDCG@10 per epoch " + " ".join(f"{v:.4f}" for v in arm["valid_ndcg@10"]))
         print(f"         train CE per epoch " + " ".join(f"{v:.2f}" for v in arm["train_ce"])
               + f" (uniform guess {arm['uniform_ce']:.2f}); test NDCG@10 {arm['test_after_best_epoch']['ndcg@10']:.4f}")
-    out = Path(a.out or Path(__file__).parent / "results" / dt.date.today().isoformat() / f"diqdiff-init-{a.dataset}.json")
+    out = Path(a.out or Path(__file__).parent / "results" / dt.date.today().isoformat()
+               / f"diqdiff-init-{a.dataset}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, {"dataset": a.dataset, "epochs": a.epochs, "seed": a.seed, "mealrec": mealrec.__version__,
                             "torch": torch.__version__, "threads": a.threads, "arms": arms,

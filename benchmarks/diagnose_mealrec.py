@@ -24,8 +24,8 @@ from mealrec.trainer import load_checkpoint
 
 @torch.inference_mode()
 def diagnose(model, split, batch_size: int = 1024) -> dict[str, float]:
-    sums = {"ndcg@10 (h)": 0.0, "hr@10 (h)": 0.0, "ndcg@10 (x0)": 0.0, "hr@10 (x0)": 0.0, "rel change": 0.0, "cos(h, x0)": 0.0,
-            "ndcg@10 (1 step)": 0.0, "hr@10 (1 step)": 0.0}
+    sums = {"ndcg@10 (h)": 0.0, "hr@10 (h)": 0.0, "ndcg@10 (x0)": 0.0, "hr@10 (x0)": 0.0, "rel change": 0.0,
+            "cos(h, x0)": 0.0, "ndcg@10 (1 step)": 0.0, "hr@10 (1 step)": 0.0}
     n = len(split)
     for s in range(0, n, batch_size):
         b = split.batch(slice(s, min(n, s + batch_size)))
@@ -57,7 +57,8 @@ def main() -> None:
     ap.add_argument("--data-dir")
     args = ap.parse_args()
     ds = get_dataset(args.dataset, data_dir=args.data_dir, progress=False)
-    cols = ("ndcg@10 (h)", "ndcg@10 (x0)", "ndcg@10 (1 step)", "hr@10 (h)", "hr@10 (x0)", "hr@10 (1 step)", "rel change", "cos(h, x0)")
+    cols = ("ndcg@10 (h)", "ndcg@10 (x0)", "ndcg@10 (1 step)", "hr@10 (h)", "hr@10 (x0)", "hr@10 (1 step)",
+            "rel change", "cos(h, x0)")
     print(f"{'checkpoint':50s} {'variant':9s} " + " ".join(f"{k:>16s}" for k in cols))
     for path in args.checkpoints:
         model = load_checkpoint(path, ds)

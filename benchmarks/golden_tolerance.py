@@ -73,8 +73,8 @@ def main() -> int:
     below = [f"{c}: {k}" for k, r in rows.items() for c in CHANGES if 0 < r[c] <= G.RTOL]
     print("changes that stay within RTOL (the ledger cannot see them): " + ("; ".join(below) or "none"))
     if a.out:
-        write_json_atomic(a.out, {"rows": rows, "worst_reorder": worst_reorder, "least_change": least, "below_rtol": below,
-                                  "rtol": G.RTOL, "machine": G._machine(1)})
+        write_json_atomic(a.out, {"rows": rows, "worst_reorder": worst_reorder, "least_change": least,
+                                  "below_rtol": below, "rtol": G.RTOL, "machine": G._machine(1)})
     return 0
 
 

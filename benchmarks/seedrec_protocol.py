@@ -70,11 +70,13 @@ def main(argv=None) -> None:
     ap.add_argument("--sample-seed", type=int, default=0)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=None, help="JSON file (default benchmarks/results/<date>/seedrec-protocol-<dataset>.json)")
+    ap.add_argument("--out", default=None,
+                    help="JSON file (default benchmarks/results/<date>/seedrec-protocol-<dataset>.json)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     profile = get_profile(a.profile, a.dataset)
-    store = RunStore(ROOT / "runs" / a.profile, data_dir=a.data_dir, threads=a.threads, progress=False, profile=a.profile)
+    store = RunStore(ROOT / "runs" / a.profile, data_dir=a.data_dir, threads=a.threads, progress=False,
+                     profile=a.profile)
     rows = []
     for (backbone, label), reqs in seedrec_requests(a.dataset, profile, a.seeds, a.backbones).items():
         for q in reqs:
@@ -92,12 +94,13 @@ def main(argv=None) -> None:
         print(f"{r['row']:24s} seed {r['seed']}: N@10 full {r['full']['ndcg@10']:.4f} "
               f"({r['vs_backbone_%']['full']['ndcg@10']:+.1f}%), sampled-{a.negatives} {r['sampled']['ndcg@10']:.4f} "
               f"({r['vs_backbone_%']['sampled']['ndcg@10']:+.1f}%)")
-    out = Path(a.out or Path(__file__).parent / "results" / dt.date.today().isoformat() / f"seedrec-protocol-{a.dataset}.json")
+    out = Path(a.out or Path(__file__).parent / "results" / dt.date.today().isoformat()
+               / f"seedrec-protocol-{a.dataset}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, {"dataset": a.dataset, "profile": a.profile, "seeds": a.seeds, "negatives": a.negatives,
                             "sample_seed": a.sample_seed, "data_hash": store.dataset(a.dataset).data_hash,
-                            "mealrec": mealrec.__version__, "torch": torch.__version__, "threads": a.threads, "rows": rows,
-                            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+                            "mealrec": mealrec.__version__, "torch": torch.__version__, "threads": a.threads,
+                            "rows": rows, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
     print(f"written {out}")
 
 

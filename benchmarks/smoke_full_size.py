@@ -10,7 +10,8 @@ process's peak RSS so far. A model that crashes or runs out of memory is reporte
 skipped. Timings on a shared machine are noisy: compare models within one run.
 
     python benchmarks/smoke_full_size.py --data-dir ../shared/data --dataset microlens-big \
-        [--models sasrec tedrec ...] [--steps 3] [--threads 1] [--out benchmarks/results/DATE/full-size-microlens-big.json]
+        [--models sasrec tedrec ...] [--steps 3] [--threads 1] \
+[--out benchmarks/results/DATE/full-size-microlens-big.json]
 """
 from __future__ import annotations
 
@@ -86,8 +87,10 @@ def main() -> None:
             row["traceback"] = traceback.format_exc(limit=5)
         rows.append(row)
         print(f"{name:18s} {row['status'] if row['status'] != 'ok' else ''}"
-              + (f"build {row['build_s']:6.1f} s  step {row['train_step_s']:6.2f} s  eval batch {row['eval_batch_s']:5.2f} s  "
-                 f"epoch ~{row['epoch_s_implied'] / 60:5.1f} min  RSS {row['rss_mb']:6.0f} MB" if row["status"] == "ok" else ""),
+              + (f"build {row['build_s']:6.1f} s  step {row['train_step_s']:6.2f} s  "
+                 f"eval batch {row['eval_batch_s']:5.2f} s  "
+                 f"epoch ~{row['epoch_s_implied'] / 60:5.1f} min  RSS {row['rss_mb']:6.0f} MB"
+                 if row["status"] == "ok" else ""),
               flush=True)
         del model
     print(f"\n{args.dataset}: {n_train:,} training instances, {n_valid:,} validation users, {ds.n_items:,} items; "

@@ -35,7 +35,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.model,
         args.dataset,
         user_file=args.config,
-        train_overrides={"epochs": args.epochs, "seed": args.seed, "device": args.device, "batch_size": args.batch_size, **sets["train"]},
+        train_overrides={"epochs": args.epochs, "seed": args.seed, "device": args.device, "batch_size": args.batch_size,
+                         **sets["train"]},
         model_overrides=sets["model"],
     )
     ds = get_dataset(
@@ -50,7 +51,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     res = train(run, ds, out=out, progress=not args.quiet)
     _stamp_hardware(out)
     row = {"model": args.model, "dataset": args.dataset, "best_epoch": res.best_epoch, **res.test}
-    print(f"\nTest metrics (full ranking over {ds.n_items - 1:,} items, history not masked, best valid NDCG@10 checkpoint):")
+    print(f"\nTest metrics (full ranking over {ds.n_items - 1:,} items, history not masked, "
+          "best valid NDCG@10 checkpoint):")
     print(_fmt_table([row], list(row)))
     t = res.timing
     print(
@@ -185,7 +187,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             bad = {p: v for p, v in report.items() if v}
             for p, v in bad.items():
                 print(f"browser check: {p}: {'; '.join(v)}")
-            print(f"browser check: {len(report) - len(bad)} of {len(report)} pages fine (headless Chromium, network blocked); "
+            print(f"browser check: {len(report) - len(bad)} of {len(report)} pages fine "
+                  "(headless Chromium, network blocked); "
                   f"screenshot of the Table 2 page: {html.parent / 'table2.png'}")
             if bad:
                 return 1
@@ -255,8 +258,8 @@ def _plan_or_train(args: argparse.Namespace, datasets: list[str], data_dir: str 
         for r in missing:
             est = f"~{r['est_minutes']:.0f} min" if r["est_minutes"] is not None else "cost unknown"
             est += f" ({r['cost_basis']})" if r["cost_basis"] else ""
-            print(f"  missing: {r['model']:18s} {r['dataset']:16s} {r['setting'] or 'default':28s} seed {r['seed']}  {est}  "
-                  f"({', '.join(r['notebooks'])})")
+            print(f"  missing: {r['model']:18s} {r['dataset']:16s} {r['setting'] or 'default':28s} "
+                  f"seed {r['seed']}  {est}  ({', '.join(r['notebooks'])})")
         stored = f"{len(rows) - len(missing)} of {len(rows)} runs stored"
         if args.datasets or args.notebooks:  # the page covers the whole book: a filtered plan would shrink it
             print(f"{stored}; coverage page not written (run --plan without --datasets/--notebooks to refresh it)")
@@ -306,14 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int)
     t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     t.add_argument("--config", help="YAML file with `train:` and/or `model:` overrides")
-    t.add_argument("--out", help="result .json path, or a directory (default results/<dataset>/<model>-seed<seed>.json)")
+    t.add_argument("--out",
+                   help="result .json path, or a directory (default results/<dataset>/<model>-seed<seed>.json)")
     t.add_argument("--data-dir", help="folder holding microlens-50k/ (default $MEALREC_DATA)")
     t.add_argument("--text-encoder", default="auto", choices=["auto", "minilm", "hashed"])
     t.add_argument("--features", default="auto",
-                   help="MicroLens item features: auto (extracted ones in <data-dir>/microlens-50k/features/{video,text} "
-                        "or $MEALREC_FEATURES when present, else placeholders), placeholder, or a folder holding video/ and/or text/ "
+                   help="MicroLens item features: auto (extracted ones in "
+                        "<data-dir>/microlens-50k/features/{video,text} or $MEALREC_FEATURES when present, "
+                        "else placeholders), placeholder, or a folder holding video/ and/or text/ "
                         "made by `mealrec features`")
-    t.add_argument("--visual-noise", type=float, default=0.0, help="std of Gaussian noise added to visual features (Figure 5)")
+    t.add_argument("--visual-noise", type=float, default=0.0,
+                   help="std of Gaussian noise added to visual features (Figure 5)")
     t.add_argument("--max-users", type=int, default=None,
                    help="train and evaluate on a seeded sample of this many users (default: all)")
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
@@ -334,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--url", help="base URL to download from (default: the official site, or $MEALREC_MICROLENS_URL)")
     f.set_defaults(func=cmd_fetch)
 
-    r = sub.add_parser("reproduce", help="render the book from the run store (papermill per dataset, then jupyter-book)")
+    r = sub.add_parser("reproduce",
+                       help="render the book from the run store (papermill per dataset, then jupyter-book)")
     r.add_argument("--datasets", nargs="+", help="default: the profile's datasets (MicroLens ones kept as committed "
                    "when their files are not found)")
     r.add_argument("--profile", default="full", choices=["smoke", "quick", "full"],
@@ -351,16 +358,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--notebooks", nargs="+", help="default: all (datasets controls overall complexity ablation "
                    "sensitivity noise visualisation seedrec; controls runs on the positive controls only, the others "
                    "on the rest)")
-    r.add_argument("--data-dir", help="folder holding microlens-50k/ (default $MEALREC_DATA, else ../shared/data)")
+    r.add_argument("--data-dir",
+                   help="folder holding microlens-50k/ (default $MEALREC_DATA, else ../shared/data)")
     r.add_argument("--device", default="cpu", help="cpu | cuda (recorded beside every result)")
     r.add_argument("--threads", type=int, default=0, help="torch threads per training run (0 = default)")
     r.add_argument("--force", action="store_true", help="execute notebooks even when their inputs are unchanged")
     r.add_argument("--no-run", action="store_true", help="only build the book from the notebooks already executed")
     r.add_argument("--no-build", action="store_true", help="only execute the notebooks")
-    r.add_argument("--check-browser", action="store_true", help="after the build, open every page in headless Chromium offline")
+    r.add_argument("--check-browser", action="store_true",
+                   help="after the build, open every page in headless Chromium offline")
     r.add_argument("--plan", action="store_true",
                    help="list the training runs the notebooks need, which are stored and a rough cost of the rest; "
-                        "writes the book's coverage page when neither --datasets nor --notebooks is given; trains nothing")
+                        "writes the book's coverage page when neither --datasets nor --notebooks is given; "
+                        "trains nothing")
     r.add_argument("--runs-only", action="store_true",
                    help="train the missing runs (no notebooks, no build). Several processes started alike share them "
                         "out (each claims a run before training it); --shard fixes the split instead")
