@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from .utils import MealRecError
@@ -158,11 +159,23 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     data_dir = find_data_dir(args.data_dir)
     if args.shard and not args.runs_only:
         raise MealRecError("--shard K/N goes with --runs-only (it splits the missing runs between processes)")
+    if args.shard:
+        print("warning: --shard is deprecated and will go: processes started alike already share the missing runs "
+              "(each claims a run before training it), and --executor ray spreads them over a cluster",
+              file=sys.stderr)
+    if args.executor == "ray" and args.shard:
+        raise MealRecError("--shard goes with the local executor; --executor ray schedules every missing run itself")
+    if args.device is None:
+        args.device = "cuda" if args.gpus_per_run else "cpu"
     if args.plan or args.runs_only or args.verify:
         return _plan_or_train(args, args.datasets or default_datasets(args.profile, data_dir), data_dir)
     datasets = args.datasets or default_datasets(args.profile, data_dir, include_absent=True)
     # the full profile's runs are committed: rendering it trains nothing unless asked; the others are views to retrain
     train = args.train_missing or args.profile != "full"
+    if train and args.executor == "ray" and not args.no_run:  # train on the cluster first; the pages then read
+        status = _plan_or_train(args, [d for d in datasets if not is_unavailable(d, data_dir)], data_dir)
+        if status:
+            return status
     if not args.no_run:
         done = run_notebooks(datasets, profile=args.profile, notebooks=args.notebooks, data_dir=data_dir,
                              device=args.device, threads=args.threads, force=args.force, progress=not args.quiet,
@@ -261,11 +274,17 @@ def _plan_or_train(args: argparse.Namespace, datasets: list[str], data_dir: str 
             print(f"  missing: {r['model']:18s} {r['dataset']:16s} {r['setting'] or 'default':28s} "
                   f"seed {r['seed']}  {est}  ({', '.join(r['notebooks'])})")
         stored = f"{len(rows) - len(missing)} of {len(rows)} runs stored"
+        hours, unknown = P.wall_hours(missing, args.workers)
+        print(f"wall time on {args.workers} parallel run(s), longest first: ~{hours:.1f} h"
+              + (f" (+{unknown} run(s) of unknown cost)" if unknown else "")
+              + ("" if args.workers > 1 else "; --workers N estimates it for N"))
         if args.datasets or args.notebooks:  # the page covers the whole book: a filtered plan would shrink it
             print(f"{stored}; coverage page not written (run --plan without --datasets/--notebooks to refresh it)")
         else:
             print(f"{stored}; coverage page: {P.write_coverage(rows, args.profile, notebooks, datasets, root)}")
         return 0
+    if args.executor == "ray":
+        return _train_on_ray(args, store, rows, data_dir)
     done = P.train_missing(store, rows, shard, progress=not args.quiet)
     for r in done:
         head = f"{r['model']:18s} {r['dataset']:16s} {r['setting'] or 'default':28s} seed {r['seed']}  "
@@ -274,6 +293,26 @@ def _plan_or_train(args: argparse.Namespace, datasets: list[str], data_dir: str 
     ours = [r for r in done if not r.get("claimed_elsewhere")]
     print(f"shard {shard[0]}/{shard[1]}: trained or read {len(ours)} run(s) into {store.root}"
           + (f"; {len(done) - len(ours)} left to the other process(es) training them" if len(ours) < len(done) else ""))
+    return 0
+
+
+def _train_on_ray(args: argparse.Namespace, store, rows: list[dict], data_dir: str | None) -> int:
+    from .reproduce.cluster import train_on_ray
+
+    t0 = time.time()
+    report = train_on_ray(store, rows, args.profile, address=args.address, cpus_per_run=args.threads or 1,
+                          gpus_per_run=args.gpus_per_run, device=args.device, retries=args.retries,
+                          data_dir=data_dir, progress=not args.quiet)
+    for r in report["done"]:
+        print(f"{r['model']:18s} {r['dataset']:16s} {r['setting'] or 'default':28s} seed {r['seed']}  "
+              f"N@10 {r['ndcg@10']:.4f}  {r['minutes']:.1f} min")
+    print(f"ray: {len(report['done'])} run(s) trained into {store.root} in {time.time() - t0:.0f} s")
+    if report["failed"]:
+        for run, err in report["failed"].items():
+            print(f"failed: {run}: {err}", file=sys.stderr)
+        print(f"{len(report['failed'])} run(s) failed after their retries (named above); the others are stored",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -360,8 +399,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "on the rest)")
     r.add_argument("--data-dir",
                    help="folder holding microlens-50k/ (default $MEALREC_DATA, else ../shared/data)")
-    r.add_argument("--device", default="cpu", help="cpu | cuda (recorded beside every result)")
-    r.add_argument("--threads", type=int, default=0, help="torch threads per training run (0 = default)")
+    r.add_argument("--device", help="cpu | cuda (recorded beside every result; default cuda when "
+                   "--gpus-per-run is given, else cpu)")
+    r.add_argument("--cpus-per-run", "--threads", dest="threads", type=int, default=0,
+                   help="torch threads per training run, under either executor (0 = torch's default locally, 1 on "
+                        "Ray); --threads is the old spelling. Runs compared for bit-identity use equal threads")
+    r.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local (default): train in this process, sharing runs with processes started alike; ray: "
+                        "train the missing runs as Ray tasks (a local Ray instance, or --address)")
+    r.add_argument("--address", help="with --executor ray: `auto`, `HOST:PORT` or `ray://HOST:PORT` joins a "
+                   "running cluster (default: start a local Ray instance)")
+    r.add_argument("--gpus-per-run", type=float, default=0, help="with --executor ray: GPUs each run asks for")
+    r.add_argument("--retries", type=int, default=2,
+                   help="with --executor ray: times a failed run is retried before it is reported (default 2)")
+    r.add_argument("--workers", type=int, default=1,
+                   help="with --plan: estimate the wall time on this many parallel runs (longest first)")
     r.add_argument("--force", action="store_true", help="execute notebooks even when their inputs are unchanged")
     r.add_argument("--no-run", action="store_true", help="only build the book from the notebooks already executed")
     r.add_argument("--no-build", action="store_true", help="only execute the notebooks")
@@ -374,8 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--runs-only", action="store_true",
                    help="train the missing runs (no notebooks, no build). Several processes started alike share them "
                         "out (each claims a run before training it); --shard fixes the split instead")
-    r.add_argument("--shard", metavar="K/N", help="with --runs-only: take every N-th missing run starting at the K-th, "
-                   "so N processes (1/N ... N/N) can fill the run store side by side")
+    r.add_argument("--shard", metavar="K/N", help="deprecated: with --runs-only, take every N-th missing run starting "
+                   "at the K-th (processes started alike share the runs without it)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_reproduce)
 
@@ -406,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     except MealRecError as e:
         print(f"mealrec: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("mealrec: interrupted (every run stored before it is kept; nothing is half-written)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -99,6 +99,30 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MEALREC_CACHE") or Path.home() / ".cache" / "mealrec")
 
 
+_CACHE_USES: list[list[tuple[str, bool]]] = []
+
+
+def cache_file(*parts: str) -> Path:
+    """``cache_dir() / parts``: where a one-off input (features, a sememe matrix, a fitted S2IDM) is
+    cached under a name derived from its inputs. Inside :func:`tracking_cache` the use is recorded."""
+    path = cache_dir().joinpath(*parts)
+    for uses in _CACHE_USES:
+        uses.append(("/".join(parts), path.exists()))
+    return path
+
+
+@contextlib.contextmanager
+def tracking_cache() -> Iterator[list[tuple[str, bool]]]:
+    """Record the cache files used in the block, as ``(path relative to cache_dir(), existed)``:
+    what a Ray executor ships to its workers so that none of them builds them again."""
+    uses: list[tuple[str, bool]] = []
+    _CACHE_USES.append(uses)
+    try:
+        yield uses
+    finally:
+        _CACHE_USES.remove(uses)
+
+
 # --------------------------------------------------------------------------- seeding
 def seed_everything(seed: int) -> None:
     random.seed(seed)

@@ -35,6 +35,10 @@ def test_train_out_directory(tmp_path):
         (["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--runs-only", "--shard", "3/2"], "need 1 <= K <= N"),
         (["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--plan", "--notebooks", "tables"],
          "unknown notebook 'tables'; valid: datasets"),
+        (["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--runs-only", "--executor", "ray",
+          "--shard", "1/2"], "--shard goes with the local executor"),
+        (["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--plan", "--workers", "0"],
+         "--workers 0: need at least 1"),
     ],
 )
 def test_errors_are_one_clear_line(argv, message, capsys):
@@ -98,3 +102,16 @@ def test_sigterm_leaves_nothing_half_written(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 128 + signal.SIGTERM
     assert list(tmp_path.iterdir()) == []
+
+
+def test_plan_estimates_the_wall_time_on_n_workers(capsys):
+    assert main(["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--plan", "--notebooks", "overall",
+                 "--workers", "4"]) == 0
+    assert "wall time on 4 parallel run(s), longest first" in capsys.readouterr().out
+
+
+def test_threads_is_the_old_spelling_of_cpus_per_run():
+    from mealrec.cli import build_parser
+
+    for flag in ("--threads", "--cpus-per-run"):
+        assert build_parser().parse_args(["reproduce", flag, "3"]).threads == 3

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..utils import MealRecError, cache_dir, save_npy_atomic, sha256_arrays
+from ..utils import MealRecError, cache_file, save_npy_atomic, sha256_arrays
 
 TEXT_DIM = 384
 VISUAL_DIM = 768
@@ -57,7 +57,7 @@ def cached(
     kind: str, key: str, shape: tuple[int, ...], build: Callable[[], np.ndarray], dtype=np.float32
 ) -> np.ndarray:
     """Return the array cached under ``kind``/``key``, building and saving it if absent."""
-    path = cache_dir() / "features" / f"{kind}-{key[:32]}.npy"
+    path = cache_file("features", f"{kind}-{key[:32]}.npy")
     if path.exists():
         return load_feature_file(path, shape)
     arr = np.ascontiguousarray(build().astype(dtype))

@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
-from ..utils import MealRecError, cache_dir, save_npz_atomic, sha256_arrays
+from ..utils import MealRecError, cache_file, save_npz_atomic, sha256_arrays
 
 SOURCES = ("auto", "hashtag", "word", "topic")
 
@@ -265,7 +264,7 @@ def sememes_for(
         content = None
         key = sha256_arrays(np.frombuffer("\x1f".join(titles).encode("utf-8"), dtype=np.uint8),
                             extra=f"{src}|{min_items}|{max_item_frac}|v1")
-    path = Path(cache_dir()) / "sememes" / f"{src}-{key[:32]}.npz"
+    path = cache_file("sememes", f"{src}-{key[:32]}.npz")
     if use_cache and path.exists():
         with np.load(path, allow_pickle=False) as z:
             return SememeMatrix(

@@ -47,6 +47,10 @@ class SequentialRecommender(nn.Module):
     #: whether the model is a row of the paper's Table 2 (the overall-performance notebook
     #: reads the registry and keeps the models for which this is true)
     table2: ClassVar[bool] = True
+    #: whether building the model computes inputs it caches (``mealrec.utils.cache_file``) beyond
+    #: its dataset's features: IISAN's frozen layer outputs, SeeDRec's sememes and fitted S2IDM.
+    #: A Ray executor builds these once and ships them to its workers (``reproduce/cluster.py``).
+    one_off_inputs: ClassVar[bool] = False
 
     def __init__(self, config: Any, dataset: Any):
         super().__init__()

@@ -210,6 +210,8 @@ class AdapterBlock(nn.Module):
 class SideAdapterRecommender(SequentialRecommender):
     """Shared machinery of IISAN and IISAN-Versa; subclasses choose the layers and the pairing."""
 
+    one_off_inputs = True  # built once and cached (see SequentialRecommender.one_off_inputs)
+
     Config = SideAdapterConfig
     #: whether the deeper modality's extra blocks run intra-only (Versa) or the lists are stretched (IISAN)
     asymmetric: bool = False

@@ -98,14 +98,13 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..data.sememes import SememeMatrix, sememes_for
-from ..utils import MealRecError, cache_dir
+from ..utils import MealRecError, cache_file
 from .cl4srec import CL4SRec, info_nce
 from .diffusion import GaussianDiffusion, step_features
 from .layers import gather_last, init_weights
@@ -318,6 +317,8 @@ class PromptGenerator(nn.Module):
 class SeeDRec(BackbonePlugin):
     """Backbone + S2IDM + IPE. Subclasses pick the backbone (see ``MODELS``)."""
 
+    one_off_inputs = True  # built once and cached (see SequentialRecommender.one_off_inputs)
+
     Config = SeeDRecConfig
     paper = "Ma et al., IJCAI 2024"
     table2 = False
@@ -374,7 +375,7 @@ class SeeDRec(BackbonePlugin):
                                        "vocab": mat.vocab, "nnz": int(len(mat.indices)),
                                        "indices": hashlib.sha256(mat.indices.tobytes()).hexdigest()},
                                       sort_keys=True).encode()).hexdigest()
-        path = Path(cache_dir()) / "seedrec" / f"s2idm-{h[:32]}.pt"
+        path = cache_file("seedrec", f"s2idm-{h[:32]}.pt")
         if c.cache and path.exists():
             blob = torch.load(path, map_location="cpu", weights_only=True)
             self.s2idm.denoiser.load_state_dict(blob["denoiser"])

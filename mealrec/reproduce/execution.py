@@ -47,9 +47,10 @@ def default_datasets(profile_name: str, data_dir: str | None, include_absent: bo
 
 
 #: Modules whose code never reaches a notebook's output: the command line, this runner, the page
-#: writer, the browser check, the summary matrix and ``--verify``. A change to them re-renders nothing.
+#: writer, the browser check, the summary matrix, ``--verify`` and the Ray executor. A change to them
+#: re-renders nothing.
 _NOT_PAGE_CODE = ("cli.py", "reproduce/execution.py", "reproduce/book.py", "reproduce/browser.py",
-                  "reproduce/summary.py", "reproduce/verify.py", "reproduce/paths.py")
+                  "reproduce/summary.py", "reproduce/verify.py", "reproduce/paths.py", "reproduce/cluster.py")
 #: Bump when the page key's recipe changes.
 PAGE_KEY_SCHEME = 2
 

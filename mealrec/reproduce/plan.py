@@ -247,6 +247,19 @@ def write_coverage(rows: list[dict], profile: str, notebooks: Iterable[str], dat
     return path
 
 
+def wall_hours(missing: list[dict], workers: int) -> tuple[float, int]:
+    """Wall hours to train ``missing`` on ``workers`` parallel slots, longest first (each run goes to
+    the slot that frees first), by the cost model; and how many runs have no cost estimate."""
+    import heapq
+
+    if workers < 1:
+        raise MealRecError(f"--workers {workers}: need at least 1")
+    slots = [0.0] * workers
+    for m in sorted((r["est_minutes"] for r in missing if r["est_minutes"] is not None), reverse=True):
+        heapq.heapreplace(slots, slots[0] + m)
+    return max(slots) / 60, sum(r["est_minutes"] is None for r in missing)
+
+
 def parse_shard(text: str | None) -> tuple[int, int]:
     """``"K/N"`` -> (K, N) with 1 <= K <= N; None -> (1, 1)."""
     if not text:
@@ -303,4 +316,5 @@ def train_missing(store: RunStore, rows: list[dict], shard: tuple[int, int] = (1
     return done
 
 
-__all__ = ["coverage_markdown", "parse_shard", "plan", "summarise", "train_missing", "write_coverage"]
+__all__ = ["coverage_markdown", "parse_shard", "plan", "summarise", "train_missing", "wall_hours",
+           "write_coverage"]

@@ -29,9 +29,10 @@ from typing import Any
 
 from ..data import get_dataset
 from ..experiments import run_config, run_in_subprocess
+from ..models import build_model
 from ..trainer import train
 from ..integrity import CorruptFileError, cpu_info, read_result
-from ..utils import MealRecError, sha256_arrays, write_json_atomic
+from ..utils import MealRecError, seed_everything, sha256_arrays, write_json_atomic
 from ..versions import model_versions
 from .profiles import get_profile
 
@@ -40,6 +41,8 @@ PACKAGE = Path(__file__).resolve().parent.parent
 KEY_SCHEME = 3
 #: Set to 1 around a rendered notebook: its run stores read and never train (see RunStore.train).
 RENDER_ONLY_ENV = "MEALREC_RENDER_ONLY"
+#: Set inside a Ray task (:mod:`.cluster`) to its scratch folder: a store elsewhere refuses to train.
+WORKER_SCRATCH_ENV = "MEALREC_WORKER_SCRATCH"
 #: Training settings that do not change metrics (evaluation is batch-size invariant).
 _NOT_KEYED = ("num_threads", "eval_batch_size", "device")
 
@@ -213,6 +216,7 @@ class RunStore:
             created = res.get("environment", {}).get("created")
             res["older_code"] = {"store_key": res.get("store_key"), "created": created}
             return res
+        self._refuse_worker_writes()
         if isolate:
             sets = [f"model.{k}={json.dumps(v)}" for k, v in overrides.items()]
             sets += [f"train.{k}={json.dumps(v)}"
@@ -231,6 +235,21 @@ class RunStore:
         res["per_user_test"] = per_user
         res["result_path"] = str(path)
         return res
+
+    def _refuse_worker_writes(self) -> None:
+        scratch = os.environ.get(WORKER_SCRATCH_ENV)
+        if scratch and not self.root.resolve().is_relative_to(Path(scratch).resolve()):
+            raise MealRecError(f"a Ray worker never writes the run store ({self.root}): its task trains into its own "
+                               "scratch folder and returns the run's files, which the driver stores")
+
+    def prepare(self, model: str, dataset: str, seed: int = 2020, epochs: int = 200, patience: int | None = None,
+                overrides: dict[str, Any] | None = None, visual_noise: float = 0.0) -> None:
+        """Build what the run reads from the cache (its dataset's features and the model's one-off
+        inputs, :attr:`~mealrec.models.base.SequentialRecommender.one_off_inputs`), without training."""
+        run, *_ = self._resolve(model, dataset, seed, epochs, patience, dict(overrides or {}), visual_noise)
+        ds = self.dataset(dataset, visual_noise)
+        seed_everything(run.train.seed)  # as train() does before building: SeeDRec's S2IDM cache is keyed by it
+        build_model(run.model, run.model_config, ds)
 
     def locate(self, model: str, dataset: str, seed: int = 2020, epochs: int = 200, patience: int | None = None,
                overrides: dict[str, Any] | None = None, visual_noise: float = 0.0) -> tuple[Path | None, str]:
@@ -292,4 +311,5 @@ class RunStore:
         return ckpt if ckpt.exists() else None
 
 
-__all__ = ["KEY_SCHEME", "MissingRunError", "RENDER_ONLY_ENV", "RunStore", "dataset_identity", "library_source_hash"]
+__all__ = ["KEY_SCHEME", "MissingRunError", "RENDER_ONLY_ENV", "RunStore", "WORKER_SCRATCH_ENV", "dataset_identity",
+           "library_source_hash"]
