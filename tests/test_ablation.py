@@ -10,7 +10,8 @@ from .helpers import ScriptedStore
 def test_ablation_verdict_follows_its_stated_rule():
     prof = get_profile("full", "synthetic-small")
     order = {"tedrec": 0.20, "full": 0.25, "-TCD": 0.23, "-NPD": 0.24, "-TCD-NPD": 0.21}
-    script = {("tedrec", "full"): (order["tedrec"], 1.0), **{("mealrec-tedrec", v): (order[v], 1.0) for v in A.VARIANTS}}
+    script = {("tedrec", "full"): (order["tedrec"], 1.0),
+              **{("mealrec-tedrec", v): (order[v], 1.0) for v in A.VARIANTS}}
     text = A.ablation(ScriptedStore(script), "synthetic-small", prof).verdict
     assert text.startswith("reproduces:") and "(1) Full model at or above every ablated variant: yes" in text
     assert "(3) -TCD-NPD the lowest variant: yes" in text and "one seed" in text

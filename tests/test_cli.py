@@ -19,7 +19,8 @@ def test_train_prints_table_and_writes_result(tmp_path, capsys):
 
 
 def test_train_out_directory(tmp_path):
-    assert main(["train", "--model", "sasrec", "--dataset", "synthetic-tiny", "--epochs", "1", "--out", str(tmp_path), "--quiet"]) == 0
+    assert main(["train", "--model", "sasrec", "--dataset", "synthetic-tiny", "--epochs", "1", "--out", str(tmp_path),
+                 "--quiet"]) == 0
     assert (tmp_path / "synthetic-tiny-sasrec-seed2020.json").exists()
 
 
@@ -31,8 +32,10 @@ def test_train_out_directory(tmp_path):
         (["data", "stats", "nope"], "unknown dataset 'nope'"),
         (["data", "fetch", "movielens"], "valid: microlens-50k"),
         (["train", "--model", "sasrec", "--dataset", "synthetic-tiny", "--epochs", "0"], "train.epochs must be >= 1"),
-        (["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--shard", "1/2"], "goes with --runs-only"),
-        (["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--runs-only", "--shard", "3/2"], "need 1 <= K <= N"),
+        (["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--shard", "1/2"],
+         "goes with --runs-only"),
+        (["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--runs-only", "--shard", "3/2"],
+         "need 1 <= K <= N"),
         (["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--plan", "--notebooks", "tables"],
          "unknown notebook 'tables'; valid: datasets"),
         (["reproduce", "--profile", "smoke", "--datasets", "synthetic-tiny", "--runs-only", "--executor", "ray",

@@ -46,7 +46,8 @@ def test_registry_lists_names_on_error():
         get_dataset("no-such-data")
     for name in ("synthetic-tiny", "microlens-small", "microlens-big", "shortvideo-small"):
         assert name in str(e.value)
-    assert {"synthetic-tiny", "synthetic-small", "microlens-small", "microlens-big", "shortvideo-small", "shortvideo-big"} <= set(dataset_names())
+    assert {"synthetic-tiny", "synthetic-small", "microlens-small", "microlens-big", "shortvideo-small",
+            "shortvideo-big"} <= set(dataset_names())
 
 
 def test_synthetic_tiny_is_deterministic():
@@ -110,7 +111,8 @@ def test_stats_columns():
 def test_user_sample_is_seeded_renumbered_and_recorded():
     whole = get_dataset("synthetic-tiny", progress=False)
     assert get_dataset("synthetic-tiny", progress=False, max_users=None).data_hash == whole.data_hash
-    assert get_dataset("synthetic-tiny", progress=False, max_users=10_000).data_hash == whole.data_hash  # more than there are
+    assert (get_dataset("synthetic-tiny", progress=False, max_users=10_000).data_hash
+            == whole.data_hash)  # more than there are
     a = get_dataset("synthetic-tiny", progress=False, max_users=50)
     b = get_dataset("synthetic-tiny", progress=False, max_users=50)
     assert a.stats()["users"] == 50 and a.data_hash == b.data_hash != whole.data_hash

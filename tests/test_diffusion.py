@@ -3,7 +3,9 @@ import inspect
 import pytest
 import torch
 
-from mealrec.models.diffusion import GaussianDiffusion, cosine_beta_schedule, extract, linear_beta_schedule, make_schedule
+from mealrec.models.diffusion import (
+    GaussianDiffusion, cosine_beta_schedule, extract, linear_beta_schedule, make_schedule,
+)
 
 
 def test_schedules_are_pure_float64_and_valid():

@@ -65,8 +65,10 @@ def test_left_alignment_and_batch_independent_deterministic_generation(ds):
     short = int((batch["item_seq_len"] < ds.max_len).nonzero()[0])
     seq2[short, batch["item_seq_len"][short]] = 3
     with torch.no_grad():
-        h1 = model.represent({"item_seq": batch["item_seq"][short : short + 1], "item_seq_len": batch["item_seq_len"][short : short + 1]})
-        h2 = model.represent({"item_seq": seq2[short : short + 1], "item_seq_len": batch["item_seq_len"][short : short + 1]})
+        h1 = model.represent({"item_seq": batch["item_seq"][short : short + 1],
+                              "item_seq_len": batch["item_seq_len"][short : short + 1]})
+        h2 = model.represent({"item_seq": seq2[short : short + 1],
+                              "item_seq_len": batch["item_seq_len"][short : short + 1]})
     assert torch.allclose(h1, h2, atol=1e-6)
 
 

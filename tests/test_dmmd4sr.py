@@ -37,7 +37,8 @@ def test_docstring_yaml_and_registry(ds, monkeypatch):
     assert set(terms) == {"loss", "rec", "item_denoise", "interest_denoise", "uncertainty"}
     assert all(torch.isfinite(v) for v in terms.values())
     assert model.represent(batch).shape == (8, 3 * 64)
-    assert {k: v.shape for k, v in model.item_representations().items()} == {m: (ds.n_items, 64) for m in ("id", "text", "visual")}
+    assert ({k: v.shape for k, v in model.item_representations().items()}
+            == {m: (ds.n_items, 64) for m in ("id", "text", "visual")})
 
 
 def test_level1_denoises_content_and_content_reaches_scores(ds):
@@ -107,4 +108,5 @@ def test_evaluation_is_deterministic_batch_independent_and_causal(ds):
         seq2 = seq.clone()
         seq2[0, 3] = 9  # after the last real item
         lens = torch.tensor([3])
-        assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens}), model.represent({"item_seq": seq2, "item_seq_len": lens}), atol=1e-6)
+        assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens}),
+                              model.represent({"item_seq": seq2, "item_seq_len": lens}), atol=1e-6)

@@ -102,7 +102,8 @@ def test_paired_ttest():
     b = a - 0.05 + rng.normal(0, 0.01, 500)
     r = paired_ttest(a, b)
     assert r["t"] > 0 and r["p"] < 1e-10
-    assert paired_ttest(a, a) == {"mean_a": pytest.approx(a.mean()), "mean_b": pytest.approx(a.mean()), "t": 0.0, "p": 1.0}
+    assert paired_ttest(a, a) == {"mean_a": pytest.approx(a.mean()), "mean_b": pytest.approx(a.mean()),
+                                  "t": 0.0, "p": 1.0}
     # a constant non-zero difference: every user better by the same amount, certain in sign
     q = np.arange(20) / 4.0  # exact in binary, so the difference is exactly constant
     shifted = paired_ttest(q + 0.25, q)

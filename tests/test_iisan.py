@@ -109,4 +109,5 @@ def test_item_tower_is_content_only_and_user_state_ignores_the_future(cls, ds):
         seq2 = seq.clone()
         seq2[0, 3] = 9  # an item after the last real one
         lens = torch.tensor([3])
-        assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens}), model.represent({"item_seq": seq2, "item_seq_len": lens}), atol=1e-6)
+        assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens}),
+                              model.represent({"item_seq": seq2, "item_seq_len": lens}), atol=1e-6)

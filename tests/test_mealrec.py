@@ -40,7 +40,8 @@ def test_shapes_and_loss_terms(tiny, name, variant):
 def test_ablation_switches_remove_parameters(tiny):
     counts = {v: _model(tiny, variant=v).n_parameters() for v in VARIANTS}
     full = _model(tiny, variant="full")
-    tcd_params = sum(p.numel() for n, p in full.named_parameters() if n.startswith("tcd.") and not n.startswith(("tcd.frame_proj", "tcd.pos")))
+    tcd_params = sum(p.numel() for n, p in full.named_parameters()
+                     if n.startswith("tcd.") and not n.startswith(("tcd.frame_proj", "tcd.pos")))
     npd_params = sum(p.numel() for n, p in full.named_parameters() if n.startswith("npd."))
     assert tcd_params > 0 and npd_params > 0
     assert counts["-TCD"] == counts["full"] - tcd_params
@@ -119,7 +120,8 @@ def test_evaluation_is_deterministic(tiny):
     a, _ = evaluate(res.model.full_sort_predict, tiny.test, 64)
     b, _ = evaluate(res.model.full_sort_predict, tiny.test, 100)
     assert a == b == res.test
-    assert set(res.history[0]) >= {"train_rec", "train_tcd", "train_npd", "train_time_s", "eval_time_s", "peak_memory_mb"}
+    assert set(res.history[0]) >= {"train_rec", "train_tcd", "train_npd", "train_time_s", "eval_time_s",
+                                   "peak_memory_mb"}
 
 
 def test_export_representations(tiny):
@@ -261,7 +263,8 @@ def test_default_chains_start_from_most_of_their_latent(name):
     from mealrec.models.diffusion import GaussianDiffusion, make_schedule
     cfg = run_config(name, "synthetic-tiny").model_config  # the model file and dataset overrides applied
     for T in (5, 10, 15, 20, 25):  # Figure 4's axis
-        abar_T = GaussianDiffusion(make_schedule(cfg.schedule, T, cfg.beta_start, cfg.beta_end)).alphas_cumprod[-1].item()
+        abar_T = GaussianDiffusion(
+            make_schedule(cfg.schedule, T, cfg.beta_start, cfg.beta_end)).alphas_cumprod[-1].item()
         assert abar_T > 0.5, f"{name}: schedule {cfg.schedule!r} leaves abar_T = {abar_T:.2g} at T = {T}"
     heavy = GaussianDiffusion(make_schedule("cosine", 10)).alphas_cumprod[-1].item()
     assert heavy < 1e-3  # the alternative the controls rejected really does corrupt heavily

@@ -84,7 +84,8 @@ def test_no_future_leak_and_registered_training(ds, registered):
     seq2[0, 3] = 9
     lens = torch.tensor([3])
     with torch.no_grad():
-        assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens}), model.represent({"item_seq": seq2, "item_seq_len": lens}), atol=1e-6)
+        assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens}),
+                              model.represent({"item_seq": seq2, "item_seq_len": lens}), atol=1e-6)
     # loss falls on a fixed batch (eval-mode loss before and after 20 Adam steps)
     batch = ds.train.batch(slice(0, 64))
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)

@@ -20,7 +20,8 @@ def test_notebooks_are_stored_clean_with_a_parameters_cell():
         assert len(params) == 1, nb
         for name in ("DATASET", "PROFILE", "SEEDS", "MODELS", "OUTPUT_DIR"):
             assert f"{name} = " in params[0].source, (nb, name)
-        assert all(not c.get("outputs") and c.get("execution_count") is None for c in book.cells if c.cell_type == "code"), nb
+        assert all(not c.get("outputs") and c.get("execution_count") is None
+                   for c in book.cells if c.cell_type == "code"), nb
 
 
 def test_bad_parameters_fail_in_the_first_cell_listing_the_valid_values(tmp_path):
@@ -34,9 +35,11 @@ def test_bad_parameters_fail_in_the_first_cell_listing_the_valid_values(tmp_path
              ({"SEEDS": "2020;2021"}, "SEEDS must be None or a list of integers")]
     for params, message in cases:
         with pytest.raises(pm.PapermillExecutionError) as err:
-            pm.execute_notebook(str(ROOT / "notebooks/overall.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                                parameters={"DATASET": "synthetic-tiny", "PROFILE": "smoke", "RUNS_DIR": str(tmp_path / "runs"),
-                                            "OUTPUT_DIR": str(tmp_path / "out"), "FIGURES_DIR": str(tmp_path / "fig"), **params},
+            pm.execute_notebook(str(ROOT / "notebooks/overall.ipynb"), str(tmp_path / "out.ipynb"),
+                                kernel_name="python3",
+                                parameters={"DATASET": "synthetic-tiny", "PROFILE": "smoke",
+                                            "RUNS_DIR": str(tmp_path / "runs"), "OUTPUT_DIR": str(tmp_path / "out"),
+                                            "FIGURES_DIR": str(tmp_path / "fig"), **params},
                                 cwd=str(ROOT), progress_bar=False)
         assert err.value.exec_count == 3, (params, err.value.exec_count)  # parameters, injected parameters, then this
         assert re.search(message, err.value.evalue), (params, err.value.evalue)
@@ -46,7 +49,8 @@ def test_models_is_refused_where_a_notebook_does_not_read_it():
     assert parse_models("sasrec,tedrec", notebook="overall") == ["sasrec", "tedrec"]
     assert parse_models(None, notebook="ablation") is None
     for nb in set(NOTEBOOKS) - set(MODELS_NOTEBOOKS):
-        with pytest.raises(MealRecError, match=f"MODELS is not read by the {nb} notebook.*overall, noise, visualisation"):
+        with pytest.raises(MealRecError,
+                           match=f"MODELS is not read by the {nb} notebook.*overall, noise, visualisation"):
             parse_models(["sasrec"], notebook=nb)
 
 
@@ -59,8 +63,8 @@ def test_seeds_and_models_parameters_are_parsed_as_papermill_passes_them():
         with pytest.raises(MealRecError, match=r"SEEDS.*-y \"SEEDS: \[2020"):
             parse_seeds(bad, (2020,))
     assert parse_models(None) is None and parse_models("") is None and parse_models([]) is None
-    assert parse_models('["sasrec", "tedrec"]') == parse_models("sasrec, tedrec") == parse_models(["sasrec", "tedrec"]) \
-        == ["sasrec", "tedrec"]
+    assert (parse_models('["sasrec", "tedrec"]') == parse_models("sasrec, tedrec")
+            == parse_models(["sasrec", "tedrec"]) == ["sasrec", "tedrec"])
     with pytest.raises(MealRecError, match="unknown model 'sasrek'; valid names: .*sasrec"):
         parse_models("sasrek")
     with pytest.raises(MealRecError, match="MODELS"):

@@ -31,7 +31,8 @@ def test_plan_counts_shards_and_costs(store, tmp_path):
     rows = P.plan(fresh, "smoke", ["synthetic-tiny"], ["ablation", "seedrec"])
     assert sum(r["stored"] for r in rows) == 1
     assert all((r["minutes_spent"] or 0) > 0 if r["stored"] else r["minutes_spent"] is None for r in rows)
-    assert "core-hours of training and evaluation as each recorded it" in P.coverage_markdown(rows, "smoke", ["ablation"], ["synthetic-tiny"])
+    assert ("core-hours of training and evaluation as each recorded it"
+            in P.coverage_markdown(rows, "smoke", ["ablation"], ["synthetic-tiny"]))
     assert all(r["est_minutes"] is not None for r in rows if r["model"] == "sasrec" and not r["stored"])
     noise = P.plan(fresh, "smoke", ["synthetic-tiny"], ["noise"])  # two runs (sigma 0 and 0.5)
     second = P.train_missing(fresh, noise, shard=(2, 2), progress=False)
@@ -95,7 +96,8 @@ def test_processes_share_missing_runs_through_claims(tmp_path):
     target.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen([sys.executable, "-c", (
         "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
-        "print('held', flush=True); time.sleep(60)"), str(target.with_suffix(".claim"))], stdout=subprocess.PIPE, text=True)
+        "print('held', flush=True); time.sleep(60)"), str(target.with_suffix(".claim"))],
+        stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         done = P.train_missing(store, rows, progress=False)
@@ -108,7 +110,8 @@ def test_processes_share_missing_runs_through_claims(tmp_path):
     # it, so its claim frees up (nothing stale), the run is trained, and no claim file stays
     holder = subprocess.Popen([sys.executable, "-c", (
         "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
-        "print('held', flush=True); time.sleep(3)"), str(target.with_suffix(".claim"))], stdout=subprocess.PIPE, text=True)
+        "print('held', flush=True); time.sleep(3)"), str(target.with_suffix(".claim"))],
+        stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     t0 = time.time()
     res = request(rows[0]["model"], "synthetic-tiny", prof, visual_noise=rows[0]["request"].visual_noise).run(store)

@@ -35,7 +35,8 @@ def test_profiles_load_from_yaml_and_refuse_unknown_fields(tmp_path):
     (tmp_path / "bad.yaml").write_text((tmp_path / "mine.yaml").read_text() + "epoch: 3\n")
     with pytest.raises(MealRecError, match="unknown profile field 'epoch'"):
         PR.load_profile(tmp_path / "bad.yaml")
-    (tmp_path / "bad.yaml").write_text((tmp_path / "mine.yaml").read_text() + "thinned: {synthetic-tiny: {lambda: [1]}}\n")
+    (tmp_path / "bad.yaml").write_text((tmp_path / "mine.yaml").read_text()
+                                       + "thinned: {synthetic-tiny: {lambda: [1]}}\n")
     with pytest.raises(MealRecError, match="thinned: synthetic-tiny: unknown profile field 'lambda'"):
         PR.load_profile(tmp_path / "bad.yaml")
 
@@ -52,7 +53,8 @@ def test_profile_thinning_applies_per_dataset_and_is_stated_on_the_page():
     assert "lambdas" in full.thinning_note("synthetic-small", "sensitivity")
     assert "lambdas" not in full.thinning_note("synthetic-small", "overall")
     assert full.thinning_note("microlens-small", "overall") == ""
-    assert "epochs 10" in full.thinning_note("microlens-big", "overall") and "lambdas" not in full.thinning_note("microlens-big", "overall")
+    assert ("epochs 10" in full.thinning_note("microlens-big", "overall")
+            and "lambdas" not in full.thinning_note("microlens-big", "overall"))
     assert "epochs" not in full.thinning_note("microlens-big", "complexity")
     assert set(NOTEBOOK_FIELDS) == set(NOTEBOOKS)
     note = full.thinning_note("microlens-big")
@@ -73,11 +75,14 @@ def test_quick_profile_samples_microlens_users_and_the_store_follows(tmp_path, m
     import mealrec.reproduce.profiles as PR
 
     quick = get_profile("quick")
-    assert get_profile("quick", "microlens-small").max_users == PR.QUICK_USERS == get_profile("quick", "microlens-big").max_users
-    assert get_profile("quick", "synthetic-small").max_users is None and get_profile("full", "microlens-big").max_users is None
+    assert (get_profile("quick", "microlens-small").max_users == PR.QUICK_USERS
+            == get_profile("quick", "microlens-big").max_users)
+    assert (get_profile("quick", "synthetic-small").max_users is None
+            and get_profile("full", "microlens-big").max_users is None)
     assert f"a sample of {PR.QUICK_USERS} users instead of all of them" in quick.thinning_note("microlens-small")
     # a store opened with a profile cuts the datasets that profile samples, in process and in a subprocess
-    monkeypatch.setitem(PR.PROFILES, "smoke", replace(PR.PROFILES["smoke"], thinned={"synthetic-tiny": {"max_users": 60}}))
+    monkeypatch.setitem(PR.PROFILES, "smoke",
+                        replace(PR.PROFILES["smoke"], thinned={"synthetic-tiny": {"max_users": 60}}))
     cut = RunStore(tmp_path, progress=False, threads=1, profile="smoke")
     assert cut.dataset("synthetic-tiny").stats()["users"] == 60
     assert RunStore(tmp_path, progress=False, profile=None).dataset("synthetic-tiny").stats()["users"] == 200
@@ -93,7 +98,8 @@ def test_a_run_that_stops_on_an_early_plateau_is_retried_with_the_longer_patienc
     from mealrec.reproduce.profiles import stopped_on_plateau
 
     def result(best, ran, patience=10, cap=200):
-        return {"best_epoch": best, "timing": {"epochs_run": ran}, "config": {"train": {"epochs": cap, "patience": patience}}}
+        return {"best_epoch": best, "timing": {"epochs_run": ran},
+                "config": {"train": {"epochs": cap, "patience": patience}}}
 
     assert stopped_on_plateau(result(2, 12)) and not stopped_on_plateau(result(40, 50))
     assert not stopped_on_plateau(result(3, 3, cap=3))  # a 3-epoch timing run did not stop early
@@ -138,8 +144,8 @@ def test_a_backbone_patience_applies_to_the_whole_family_and_is_stated(monkeypat
     assert [backbone_of(m) for m in ("cl4srec", "mealrec-cl4srec", "seedrec-sasrec", "tedrec", "mmgcn")] == [
         "cl4srec", "cl4srec", "sasrec", "tedrec", "mmgcn"]
     small = get_profile("full", "synthetic-small")
-    assert [small.patience_for(m) for m in ("cl4srec", "mealrec-cl4srec", "seedrec-cl4srec", "sasrec", "mealrec-tedrec")] == [
-        30, 30, 30, 10, 10]
+    assert [small.patience_for(m) for m in ("cl4srec", "mealrec-cl4srec", "seedrec-cl4srec", "sasrec",
+                                            "mealrec-tedrec")] == [30, 30, 30, 10, 10]
     assert get_profile("full", "microlens-small").patience_for("mealrec-cl4srec") == 10
     reqs = ablation_requests("synthetic-small", small, backbone="cl4srec")
     assert {r.patience for r in reqs.values()} == {30}
@@ -151,9 +157,11 @@ def test_a_backbone_patience_applies_to_the_whole_family_and_is_stated(monkeypat
         return {"best_epoch": best, "timing": {"epochs_run": ran},
                 "config": {"model": model, "train": {"epochs": 200, "patience": patience}}}
 
-    text = V.schedule_caveat({"cl4srec": [result("cl4srec", 104, 134, 30)], "full": [result("mealrec-cl4srec", 61, 91, 30)],
+    text = V.schedule_caveat({"cl4srec": [result("cl4srec", 104, 134, 30)],
+                              "full": [result("mealrec-cl4srec", 61, 91, 30)],
                               "sasrec": [result("sasrec", 40, 50, 10)]}, small)
-    assert "cl4srec, full were trained with patience 30 instead of 10" in text and "the other rows had patience 10" in text
+    assert ("cl4srec, full were trained with patience 30 instead of 10" in text
+            and "the other rows had patience 10" in text)
     assert "early plateau" not in text  # requested, not retried
     # Table 2's diagnostics name the row's patience where it differs from the profile's
     import numpy as np
@@ -192,7 +200,8 @@ def test_the_seedrec_page_has_its_own_seeds_and_states_their_thinning():
     assert "seeds {2020} on the SeeDRec page's cl4srec rows" in full.thinning_note("synthetic-small", "seedrec")
     assert syn.seedrec_seeds_by_backbone([7]) == {"sasrec": (7,), "cl4srec": (7,)}  # a notebook's SEEDS
     reqs = notebook_requests("seedrec", "synthetic-small", "full")
-    assert {(r.model, r.seed) for r in reqs if r.model.endswith("cl4srec")} == {(m, 2020) for m in ("cl4srec", "mealrec-cl4srec", "seedrec-cl4srec")}
+    assert ({(r.model, r.seed) for r in reqs if r.model.endswith("cl4srec")}
+            == {(m, 2020) for m in ("cl4srec", "mealrec-cl4srec", "seedrec-cl4srec")})
     assert {r.seed for r in reqs if r.model.endswith("sasrec")} == {2020, 2021, 2022}
     assert not [r for r in notebook_requests("seedrec", "microlens-small", "full") if "cl4srec" in r.model]
     assert {r.seed for r in notebook_requests("seedrec", "synthetic-tiny", "full")} == {2020, 2021, 2022}

@@ -18,5 +18,6 @@ def test_alignment_verdict_labels_the_two_readings():
     mealrec["frames_after"] = frames  # no pull: only the first reading holds
     text = V.alignment_verdict({"tedrec": {"user": far, "target_item": target}, "mealrec-tedrec": mealrec})
     assert text.startswith("partly reproduces:")
-    text = V.alignment_verdict({"tedrec": {"user": near, "target_item": target}, "mealrec-tedrec": {**mealrec, "user": far}})
+    text = V.alignment_verdict({"tedrec": {"user": near, "target_item": target},
+                                "mealrec-tedrec": {**mealrec, "user": far}})
     assert text.startswith("does not reproduce:")

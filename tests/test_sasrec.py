@@ -53,7 +53,8 @@ def test_output_ignores_padding_and_future(tiny):
     seq2 = seq.clone()
     seq2[0, 3] = 9  # an item after the last real one
     lens = torch.tensor([3])
-    assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens}), model.represent({"item_seq": seq2, "item_seq_len": lens}), atol=1e-6)
+    assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens}),
+                          model.represent({"item_seq": seq2, "item_seq_len": lens}), atol=1e-6)
 
 
 def test_training_lowers_loss_and_beats_popularity_free_chance(tiny):

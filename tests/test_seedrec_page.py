@@ -31,14 +31,16 @@ def test_the_seedrec_page_takes_seeds_per_backbone():
     script = {(f"{p}{b}", v): (0.20, 1.0) for b in ("sasrec", "cl4srec") for p in ("", "mealrec-")
               for v in ("full",)}
     script.update({(f"seedrec-{b}", v): (0.20, 1.0) for b in ("sasrec", "cl4srec") for v in ("full", "-S2IDM", "-IPE")})
-    res = SD.seedrec_vs_mealrec(SeededStore(script), "synthetic-small", prof, seeds={"sasrec": [1, 2, 3], "cl4srec": [3]})
+    res = SD.seedrec_vs_mealrec(SeededStore(script), "synthetic-small", prof,
+                                seeds={"sasrec": [1, 2, 3], "cl4srec": [3]})
     t = res.table
     assert t.loc[("sasrec", "seedrec-sasrec"), "seeds"] == 3 and t.loc[("cl4srec", "seedrec-cl4srec"), "seeds"] == 1
     assert t.loc[("sasrec", "seedrec-sasrec"), "ndcg@10"] == pytest.approx(0.22)  # mean of .20, .22, .24
     assert t.loc[("cl4srec", "seedrec-cl4srec"), "ndcg@10"] == pytest.approx(0.24)  # seed 3 only
     assert "on sasrec (3 seeds)" in res.verdict and "on cl4srec (1 seed)" in res.verdict
     script[("seedrec-sasrec", "full")] = (0.30, 1.0)  # far above SASRec per user; CL4SRec's rows unchanged
-    res = SD.seedrec_vs_mealrec(SeededStore(script), "synthetic-small", prof, seeds={"sasrec": [1, 2, 3], "cl4srec": [3]})
+    res = SD.seedrec_vs_mealrec(SeededStore(script), "synthetic-small", prof,
+                                seeds={"sasrec": [1, 2, 3], "cl4srec": [3]})
     assert res.verdict.startswith("partly reproduces (the SeeDRec paper's claim")
     with pytest.raises(MealRecError, match="backbones must be among sasrec, cl4srec"):
         SD.seedrec_vs_mealrec(SeededStore(script), "synthetic-small", prof, seeds={"tedrec": [1]})
@@ -57,7 +59,8 @@ def test_sememe_diffusion_cost_times_both_shapes_and_names_the_load(tmp_path, mo
     ds = store.dataset("synthetic-tiny")
     q = sememes_for(ds).n_sememes
     assert list(cost["dimension"]) == [q, ds.n_items - 1]
-    assert list(cost["parameters"]) == [sum(p.numel() for p in S2IDM(d, SeeDRecConfig()).parameters()) for d in (q, ds.n_items - 1)]
+    assert list(cost["parameters"]) == [sum(p.numel() for p in S2IDM(d, SeeDRecConfig()).parameters())
+                                        for d in (q, ds.n_items - 1)]
     assert (cost["train s/epoch"] > 0).all() and cost["machine load"].str.contains("cores|unknown").all()
     with pytest.raises(MealRecError, match="repeats must be >= 1"):
         SD.sememe_diffusion_cost(store, "synthetic-tiny", repeats=0)

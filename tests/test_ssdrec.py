@@ -80,7 +80,8 @@ def test_augmented_training_sequences_keep_the_original_order(tiny):
     seq, lens, user = batch["item_seq"], batch["item_seq_len"], batch["user"]
     E, P = model.item_embedding.weight, model.user_embedding.weight
     with torch.no_grad():
-        ids, emb, new_len, augmented = model.augment(seq, lens, user, model.relations.items(E, P), model.relations.users(user, E, P))
+        ids, emb, new_len, augmented = model.augment(seq, lens, user, model.relations.items(E, P),
+                                                     model.relations.users(user, E, P))
     L = tiny.max_len
     assert ids.shape == (200, L) and emb.shape == (200, L, 64)
     assert torch.equal(ids > 0, torch.arange(L)[None] < new_len[:, None])  # right-padded, no holes
@@ -117,7 +118,8 @@ def test_denoiser_decisions_shape_the_representation(tiny, monkeypatch):
     seq, lens, user = batch["item_seq"], batch["item_seq_len"], batch["user"]
     with torch.no_grad():
         h = model.represent({"item_seq": seq, "item_seq_len": lens, "user": user})
-        assert torch.equal(h, model.represent({"item_seq": seq, "item_seq_len": lens, "user": user}))  # deterministic evaluation
+        assert torch.equal(h, model.represent({"item_seq": seq, "item_seq_len": lens,
+                                               "user": user}))  # deterministic evaluation
         # items after the last real position are ignored (no future leak through the denoisers)
         seq2 = seq.clone()
         short = lens < tiny.max_len
@@ -138,11 +140,13 @@ def test_denoiser_decisions_shape_the_representation(tiny, monkeypatch):
             monkeypatch.setattr(ssd.ItemLevelDenoiser, "forward", level)
 
         both_levels(noisy=False)  # nothing is noise: plain SASRec on the sequence
-        assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens, "user": user}), encode(seq), atol=1e-5)
+        assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens, "user": user}), encode(seq),
+                              atol=1e-5)
         both_levels(noisy=True)  # everything is noise: each sequence keeps its last item
         last = torch.zeros_like(seq)
         last[:, 0] = seq.gather(1, (lens - 1)[:, None]).squeeze(1)
-        assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens, "user": user}), encode(last), atol=1e-5)
+        assert torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens, "user": user}), encode(last),
+                              atol=1e-5)
         assert not torch.allclose(model.represent({"item_seq": seq, "item_seq_len": lens, "user": user}), h, atol=1e-3)
 
 

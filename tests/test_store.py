@@ -32,7 +32,8 @@ def test_store_trains_once_and_keys_on_what_changes_metrics(store, monkeypatch):
               store.path("sasrec", "synthetic-tiny", seed=1, epochs=1, patience=30)}
     assert len(others) == 5 and Path(a["result_path"]) not in others
     # threads and the progress bar do not change metrics, so they do not change the key
-    assert RunStore(store.root, progress=True, threads=4).path("sasrec", "synthetic-tiny", seed=1, epochs=1) == Path(a["result_path"])
+    assert (RunStore(store.root, progress=True, threads=4).path("sasrec", "synthetic-tiny", seed=1, epochs=1)
+            == Path(a["result_path"]))
     # a file at the run's path whose recorded key differs is not trusted: the run is trained again
     path = Path(a["result_path"])
     stored = json.loads(path.read_text())

@@ -28,7 +28,8 @@ def test_ranking_diagnostics_flag_only_ranks_outside_statistical_ties():
     rng = np.random.default_rng(0)
     base = rng.random(400)
     per_user = {"tedrec": base, "sasrec": base + rng.normal(0, 0.05, 400), "ssdrec": base + rng.normal(0, 0.05, 400),
-                "mealrec-tedrec": base - 0.002 + rng.normal(0, 0.05, 400), "mmgcn": base + 0.5 + rng.normal(0, 0.01, 400)}
+                "mealrec-tedrec": base - 0.002 + rng.normal(0, 0.05, 400),
+                "mmgcn": base + 0.5 + rng.normal(0, 0.01, 400)}
     runs = {m: [{"per_user_test": {"ndcg@10": a}, "best_epoch": 40, "timing": {"epochs_run": 50},
                  "config": {"train": {"epochs": 200}}}] for m, a in per_user.items()}
     table = pd.DataFrame({("ndcg@10", "ours"): {m: float(a.mean()) for m, a in per_user.items()}})
@@ -48,7 +49,8 @@ def test_improvement_frame_prints_small_p_values_and_the_verdict_counts_signific
                                              "significant": False, "significantly worse": True,
                                              "paper_rel_imp_pct": 6.9}})
     assert frame.loc["ndcg@10", "p"] == "4.9e-07" and frame.loc["ndcg@10", "rel_imp_pct"] == "-4.20"
-    res = T2.overall(store, "synthetic-tiny", get_profile("smoke"), models=["sasrec", "mealrec-sasrec"], ours="mealrec-sasrec")
+    res = T2.overall(store, "synthetic-tiny", get_profile("smoke"), models=["sasrec", "mealrec-sasrec"],
+                     ours="mealrec-sasrec")
     worse = sum(v["significantly worse"] for v in res.improvement.values())
     assert (f"significantly worse on {worse}" in res.verdict) == (worse > 0)
     assert not any(v["significant"] and v["significantly worse"] for v in res.improvement.values())

@@ -141,7 +141,8 @@ def test_short_input_is_padded(ds):
     short = model.represent({"item_seq": seq[:, :4], "item_seq_len": lens})
     assert torch.allclose(full, short, atol=1e-6)
     with pytest.raises(ValueError):
-        model.represent({"item_seq": torch.ones(1, ds.max_len + 1, dtype=torch.long), "item_seq_len": torch.tensor([1])})
+        model.represent({"item_seq": torch.ones(1, ds.max_len + 1, dtype=torch.long),
+                         "item_seq_len": torch.tensor([1])})
 
 
 def test_loss_falls_on_fixed_batch(ds):
