@@ -207,3 +207,6 @@ class TedRec(SASRec):
     def score(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Cosine similarity over the temperature, ``(B, n_items)``."""
         return F.normalize(h, dim=-1) @ F.normalize(items, dim=-1).T / self.config.temperature  # (B, n_items)
+
+    def score_operands(self, h: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return F.normalize(h, dim=-1) / self.config.temperature, F.normalize(items, dim=-1)
