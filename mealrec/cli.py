@@ -49,7 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = Path("results") / args.dataset / f"{args.model}-seed{run.train.seed}.json"
     elif Path(out).suffix != ".json":
         out = Path(out) / f"{args.dataset}-{args.model}-seed{run.train.seed}.json"
-    res = train(run, ds, out=out, progress=not args.quiet)
+    res = train(run, ds, out=out, progress=not args.quiet, resume=not args.fresh)
     _stamp_hardware(out)
     row = {"model": args.model, "dataset": args.dataset, "best_epoch": res.best_epoch, **res.test}
     print(f"\nTest metrics (full ranking over {ds.n_items - 1:,} items, history not masked, "
@@ -363,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train and evaluate on a seeded sample of this many users (default: all)")
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override one setting, e.g. --set model.steps=5 --set model.variant=-TCD --set train.lr=0.01")
+    t.add_argument("--fresh", action="store_true",
+                   help="start afresh, ignoring the state a killed run of the same command saved "
+                        "(<out>.resume.pt; by default the run resumes from its last finished epoch)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 

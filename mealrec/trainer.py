@@ -7,7 +7,9 @@ restored and the test split is evaluated once. Every epoch records its train
 time, validation time and peak memory (:class:`mealrec.utils.PeakMemory`), measured
 the same way for every model.
 
-One run writes one JSON result (full config, seed, library/torch versions, data
+A run with a result path saves its whole state after every epoch (:mod:`mealrec.resume`) and,
+started again after a kill, resumes from the last finished epoch, bit-identical to an
+uninterrupted run. One run writes one JSON result (full config, seed, library/torch versions, data
 hash, history, metrics) plus a ``.npz`` of per-user test metrics and a ``.pt``
 checkpoint that stores its config, each written to a temp file and renamed.
 """
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from . import resume as resume_state
 from .config import RunConfig
 from .evaluation import evaluate
 from .models import build_model
@@ -83,11 +86,14 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     model=None,
+    resume: bool = True,
 ) -> RunResult:
     """Train ``run.model`` on ``dataset`` with early stopping; evaluate the best checkpoint on test.
 
     ``out``: path of the JSON result (``.npz`` and ``.pt`` are written beside it), or None.
     ``model``: an already-built model to train instead of building ``run.model``.
+    ``resume``: with ``out``, save the run's state after every epoch and resume from a saved state of
+    the same configuration (False: start afresh, replacing any saved state).
     """
     from tqdm.auto import tqdm
 
@@ -112,11 +118,24 @@ def train(
     n_train = len(train_split)
     n_batches = math.ceil(n_train / tc.batch_size)
 
+    config = {**run.to_dict(), "seed": tc.seed}
+    state_file = resume_state.state_path(out) if out is not None else None
     history: list[dict] = []
     best_score, best_epoch, best_state, best_valid = -math.inf, 0, None, {}
-    since_best = 0
-    epochs = tqdm(range(1, tc.epochs + 1), desc=f"{run.model} on {dataset.name}", disable=not progress)
+    since_best, start, stopped = 0, 1, False
+    saved = resume_state.load(state_file, config, dataset.data_hash, log) if state_file and resume else None
+    if saved is not None:
+        loop = resume_state.restore(saved, model, optimizer, shuffle_gen)
+        history, best_score, best_epoch = loop["history"], loop["best_score"], loop["best_epoch"]
+        best_state, best_valid, since_best, stopped = loop["best_state"], loop["best_valid"], loop["since_best"], \
+            loop["stopped"]
+        start = len(history) + 1
+        log(f"resuming {run.model} on {dataset.name} after epoch {len(history)} from {state_file}")
+    epochs = tqdm(range(start, tc.epochs + 1), desc=f"{run.model} on {dataset.name}", disable=not progress,
+                  initial=start - 1, total=tc.epochs)
     for epoch in epochs:
+        if stopped:
+            break
         rec: dict[str, Any] = {"epoch": epoch}
         with PeakMemory(device) as mem:
             model.train()
@@ -156,9 +175,14 @@ def train(
             else:
                 since_best += 1
             epochs.set_postfix(loss=f"{rec['train_loss']:.4f}", **{tc.valid_metric: f"{score:.4f}"}, best=best_epoch)
-            if since_best >= tc.patience:
-                log(f"early stop at epoch {epoch}: no better valid {tc.valid_metric} for {tc.patience} evaluations")
-                break
+            stopped = since_best >= tc.patience
+        if state_file is not None:
+            loop = {"history": history, "best_score": best_score, "best_epoch": best_epoch, "best_state": best_state,
+                    "best_valid": best_valid, "since_best": since_best, "stopped": stopped}
+            resume_state.save(state_file, config, dataset.data_hash, loop, model, optimizer, shuffle_gen)
+        if stopped:
+            log(f"early stop at epoch {epoch}: no better valid {tc.valid_metric} for {tc.patience} evaluations")
+            break
     epochs.close()
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -185,7 +209,7 @@ def train(
         "features": feats.info if feats is not None else None,
     }
     result = RunResult(
-        config={**run.to_dict(), "seed": tc.seed},
+        config=config,
         dataset=ds_info,
         history=history,
         best_epoch=best_epoch,
@@ -199,6 +223,7 @@ def train(
     )
     if out is not None:
         save_result(result, out)
+        state_file.unlink(missing_ok=True)
     return result
 
 

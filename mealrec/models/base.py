@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .losses import full_softmax_ce
 
 
 @dataclass
@@ -51,6 +52,9 @@ class SequentialRecommender(nn.Module):
     #: its dataset's features: IISAN's frozen layer outputs, SeeDRec's sememes and fitted S2IDM.
     #: A Ray executor builds these once and ships them to its workers (``reproduce/cluster.py``).
     one_off_inputs: ClassVar[bool] = False
+    #: attributes that training updates outside the parameters and buffers (schedules, counters):
+    #: a run's resume state (:mod:`mealrec.resume`) saves and restores them with the parameters
+    training_attributes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any, dataset: Any):
         super().__init__()
@@ -68,8 +72,14 @@ class SequentialRecommender(nn.Module):
     def score(self, h: torch.Tensor, items: Any) -> torch.Tensor:
         return h @ items.T  # (B, n_items)
 
+    def score_operands(self, h: torch.Tensor, items: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(q, K)`` with ``score(h, items) == q @ K.T`` up to float rounding: what the loss's blocked
+        cross-entropy multiplies. A model that overrides :meth:`score` overrides this too."""
+        return h, items
+
     def rec_loss(self, out: Output, items: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return F.cross_entropy(self.score(out.h, items), batch["target"])
+        """Cross-entropy over all items (:func:`~mealrec.models.losses.full_softmax_ce`)."""
+        return full_softmax_ce(*self.score_operands(out.h, items), batch["target"])
 
     def auxiliary_losses(self, out: Output, items: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {}

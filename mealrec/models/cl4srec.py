@@ -220,6 +220,9 @@ class CL4SRec(SASRec):
         # the mask row is cut here, after the forward pass (this keeps the backward pass's order, hence its bits)
         return h @ items[: self.n_items].T  # (B, n_items)
 
+    def score_operands(self, h: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return h, items[: self.n_items]
+
     def augment(
         self, item_seq: torch.Tensor, item_seq_len: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -218,6 +218,9 @@ class DMMD4SR(SequentialRecommender):
     def score(self, h: torch.Tensor, tables: dict[str, torch.Tensor]) -> torch.Tensor:
         return h @ self._stack(tables).T  # (B, n_items)
 
+    def score_operands(self, h: torch.Tensor, tables: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return h, self._stack(tables)
+
     def forward(self, batch: dict[str, torch.Tensor], tables: dict[str, torch.Tensor]) -> Output:
         """``h (B, 3d)``; in training also the three denoising losses, computed in the reference's order."""
         item_seq, item_seq_len = batch["item_seq"], batch["item_seq_len"]

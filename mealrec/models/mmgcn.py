@@ -234,6 +234,10 @@ class MMGCN(SequentialRecommender):
     def score(self, h: torch.Tensor, nodes: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return h @ nodes[1].T  # (B, n_items)
 
+    def score_operands(self, h: torch.Tensor, nodes: tuple[torch.Tensor, torch.Tensor]
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        return h, nodes[1]
+
     def rec_loss(self, out: Output, nodes, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.config.loss == "ce":
             return super().rec_loss(out, nodes, batch)

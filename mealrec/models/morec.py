@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import Dropout, gather_last
+from .layers import Dropout
 from .sasrec import SASRec, SASRecConfig
 
 MODALITIES = ("text", "visual", "both")
@@ -147,6 +147,6 @@ class MoRec(SASRec):
         """SASRec over the encoded items of the sequence (``items``: this step's table, shared with scoring)."""
         item_seq = batch["item_seq"]
         x = self.seq.inputs(F.embedding(item_seq, items))  # (B, L, d)
-        return gather_last(self.encode(x, item_seq), batch["item_seq_len"])  # (B, d)
+        return self.seq.last_state(x, item_seq, batch["item_seq_len"])  # (B, d)
 
 

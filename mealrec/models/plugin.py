@@ -66,6 +66,9 @@ class BackbonePlugin(SequentialRecommender):
     def score(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.backbone.score(h, items)
 
+    def score_operands(self, h: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.backbone.score_operands(h, items)
+
     def rec_loss(self, out, items, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.backbone.rec_loss(out, items, batch)
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .base import SequentialRecommender
-from .layers import SequenceEncoder, gather_last, init_weights
+from .layers import SequenceEncoder, init_weights
 
 
 @dataclass
@@ -60,7 +60,7 @@ class SASRec(SequentialRecommender):
 
     def user_state(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """The user representation ``(B, d)`` of a sequence (also of CL4SRec's augmented views)."""
-        return gather_last(self.encode(self.embed(item_seq), item_seq), item_seq_len)
+        return self.seq.last_state(self.embed(item_seq), item_seq, item_seq_len)
 
     def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
         return self.user_state(batch["item_seq"], batch["item_seq_len"])  # (B, d)

@@ -107,7 +107,7 @@ from ..data.sememes import SememeMatrix, sememes_for
 from ..utils import MealRecError, cache_file
 from .cl4srec import CL4SRec, info_nce
 from .diffusion import GaussianDiffusion, step_features
-from .layers import gather_last, init_weights
+from .layers import init_weights
 from .plugin import BackbonePlugin, with_backbone
 
 VARIANTS = ("full", "-S2IDM", "-IPE")
@@ -419,7 +419,7 @@ class SeeDRec(BackbonePlugin):
         prompts = torch.stack([g(dist) for g in self.prompts], dim=1)  # (B, k, d)
         x = torch.cat([bb.seq.norm(prompts), bb.embed(item_seq)], dim=1)  # (B, k + L, d)
         ext = torch.cat([torch.ones_like(item_seq[:, :k]), item_seq], dim=1)  # prompts count as real tokens
-        return gather_last(bb.encode(x, ext), item_seq_len + k)  # (B, d)
+        return bb.seq.last_state(x, ext, item_seq_len + k)  # (B, d)
 
     def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
         """The user's interest distribution when the batch names the user, else the sequence's."""

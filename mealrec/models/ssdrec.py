@@ -131,6 +131,7 @@ from torch import nn
 from ..utils import MealRecError
 from .base import Output
 from .layers import Dropout
+from .losses import full_softmax_ce
 from .sasrec import SASRec, SASRecConfig
 
 INSERT_POLICIES = ("truncate", "skip")
@@ -438,6 +439,7 @@ class SSDRec(SASRec):
     Config = SSDRecConfig
     version = 1  # of this class's math (see mealrec/versions.py)
     paper = "Zhang et al., ICDE 2024"
+    training_attributes = ("tau", "train_batches", "train_instances")
 
     def __init__(self, config: SSDRecConfig, dataset):
         super().__init__(config, dataset)  # ID embedding, positions, Transformer (RecBole init)
@@ -599,7 +601,7 @@ class SSDRec(SASRec):
         """Cross-entropy over the instances easiest to reconstruct (the curriculum keeps ``1 - drop`` of them)."""
         if "recon" not in out.parts:
             return super().rec_loss(out, items, batch)
-        ce = F.cross_entropy(self.score(out.h, items), batch["target"], reduction="none")  # (B,)
+        ce = full_softmax_ce(*self.score_operands(out.h, items), batch["target"], reduction="none")  # (B,)
         n_keep = max(1, int((1.0 - out.parts["drop"]) * ce.shape[0]))
         out.parts["chosen"] = out.parts["recon"].detach().argsort()[:n_keep]
         return ce[out.parts["chosen"]].mean()

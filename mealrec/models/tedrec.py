@@ -101,8 +101,9 @@ class DTRExpert(nn.Module):
         nn.init.normal_(self.proj.weight, mean=0.0, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x (B, L, d_in) with L <= max_len
-        return self.proj(self.dropout(x) - self.bias[: x.shape[1]])  # (B, L, d_out)
+        # x (B, L, d_in) with L <= max_len. W (dropout(x) - b) computed as W dropout(x) - W b: the same
+        # function; the frozen text needs no input gradient, and b's gradient comes from (L, d_out) sums.
+        return self.proj(self.dropout(x)) - self.proj(self.bias[: x.shape[1]])  # (B, L, d_out)
 
 
 class MoEAdaptor(nn.Module):
@@ -207,3 +208,6 @@ class TedRec(SASRec):
     def score(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Cosine similarity over the temperature, ``(B, n_items)``."""
         return F.normalize(h, dim=-1) @ F.normalize(items, dim=-1).T / self.config.temperature  # (B, n_items)
+
+    def score_operands(self, h: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return F.normalize(h, dim=-1) / self.config.temperature, F.normalize(items, dim=-1)

@@ -37,8 +37,9 @@ def _size(store: RunStore, dataset: str) -> float:
 
 def _stored_costs(root: Path) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float], dict[Path, dict]]:
     """From one pass over the stored results, per (dataset, model): mean wall seconds per epoch
-    (train + eval), and mean epochs run by the runs that are not timing runs (> 5 epochs); and
-    every result that parsed, by path."""
+    (train + eval), and mean epochs run by the runs that are not timing runs (> 5 epochs) and that
+    early stopping ended (a run that hit its epoch cap says nothing of how long an uncapped one
+    takes); and every result that parsed, by path."""
     sec: dict[tuple[str, str], list[float]] = {}
     ran: dict[tuple[str, str], list[int]] = {}
     results: dict[Path, dict] = {}
@@ -50,7 +51,7 @@ def _stored_costs(root: Path) -> tuple[dict[tuple[str, str], float], dict[tuple[
             long_run = r["config"]["train"]["epochs"] > 5
             epochs_run = t["epochs_run"]  # read everything before recording anything
             sec.setdefault(key, []).append(seconds)
-            if long_run:
+            if long_run and epochs_run < r["config"]["train"]["epochs"]:
                 ran.setdefault(key, []).append(epochs_run)
         except (KeyError, ValueError, TypeError):
             continue
@@ -92,11 +93,19 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
         sized = [c for c in cands if size(c)] if size(d) else []
         return min(sized, key=lambda c: abs(np.log(size(c) / size(d)))) if sized else cands[0]
 
+    def epochs_of(d: str, model: str) -> float | None:
+        """Epochs a run of ``model`` on ``d`` is expected to take: as its early-stopped runs there,
+        else as on the closest dataset where it has some (None: unknown)."""
+        if (d, model) in epochs_run:
+            return epochs_run[(d, model)]
+        known = [k[0] for k in epochs_run if k[1] == model]
+        return epochs_run[(closest(known, d), model)] if known else None
+
     def seconds(d: str, model: str) -> tuple[float | None, str, float | None]:
         """Seconds per epoch of ``model`` on ``d``, what the figure rests on, and the epochs a
         run is expected to take (None: unknown)."""
         if (d, model) in sec_per_epoch:
-            return sec_per_epoch[(d, model)], "", epochs_run.get((d, model))
+            return sec_per_epoch[(d, model)], "", epochs_of(d, model)
         base = model.split("-", 1)[1] if model.startswith(("mealrec-", "seedrec-")) else None
         refs = [k[0] for k in sec_per_epoch if k[1] == model and (k[0], base) in sec_per_epoch] if base else []
         if refs:
@@ -104,7 +113,7 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
             ratio = sec_per_epoch[(src, model)] / sec_per_epoch[(src, base)]
             if (d, base) in sec_per_epoch:
                 return (sec_per_epoch[(d, base)] * ratio, f"{base} there x its time ratio on {src}",
-                        epochs_run.get((d, base)))
+                        epochs_of(d, base))
             # the backbone's own estimate there (scaled from a dataset it ran on, often closer in size
             # than any the plug-in ran on) times the plug-in's ratio
             base_sec, base_basis, base_epochs = seconds(d, base)
@@ -114,7 +123,7 @@ def plan(store: RunStore, profile: str, datasets: Iterable[str], notebooks: Iter
         if not known or not size(d):
             return None, "", None
         src = closest(known, d)
-        return sec_per_epoch[(src, model)] * size(d) / size(src), f"scaled from {src}", epochs_run.get((src, model))
+        return sec_per_epoch[(src, model)] * size(d) / size(src), f"scaled from {src}", epochs_of(src, model)
 
     rows: dict[Path, dict] = {}
 
