@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RECBOLE = ["torch==2.13.0", "recbole==1.2.1", "numpy==1.26.4", "pandas==2.2.3", "scipy==1.13.1"]  # its code needs numpy < 2
+# RecBole 1.2.1 sets np.float = np.float_, which numpy 2 removed
+RECBOLE = ["torch==2.13.0", "recbole==1.2.1", "numpy==1.26.4", "pandas==2.2.3", "scipy==1.13.1"]
 
 DRIVER = r'''
 import json, sys, time

@@ -2,8 +2,8 @@
 
 :func:`mealrec.trainer.train` writes ``<result>.resume.pt`` (atomically: a temp file renamed) after
 each epoch and removes it once the result is written. The state holds the model, the optimiser, every
-attribute the model declares in ``training_attributes`` (schedules kept
-outside the parameters), every random stream the loop draws from (torch's global and CUDA generators, the epoch-shuffle generator,
+attribute the model declares in ``training_attributes`` (schedules kept outside the parameters), every
+random stream the loop draws from (torch's global and CUDA generators, the epoch-shuffle generator,
 numpy's and Python's), the early-stopping state (best score, epoch, parameters and validation
 metrics, epochs since the best) and the history. A run started again with the same configuration on
 the same data resumes after the last finished epoch and ends bit-identical to an uninterrupted run
