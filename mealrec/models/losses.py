@@ -27,13 +27,15 @@ def block_rows(n_items: int) -> int:
     return max(16, min(1024, BLOCK_ELEMENTS // max(n_items, 1)))
 
 
-def _softmax_block(q_b: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(softmax(q_b K^T), logsumexp)`` of one block, the softmax written over the logits."""
-    lg = q_b @ K.T  # (b, N)
+def _softmax_block(q_b: torch.Tensor, K: torch.Tensor, buf: torch.Tensor | None = None, scale: float = 1.0
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale * softmax(q_b K^T), logsumexp)`` of one block, the softmax written over the logits (in
+    ``buf``'s first rows when given: one buffer serves every block, instead of a fresh allocation each)."""
+    lg = q_b @ K.T if buf is None else torch.mm(q_b, K.T, out=buf[: q_b.shape[0]])  # (b, N)
     m = lg.amax(dim=1, keepdim=True)
     lg.sub_(m).exp_()
     s = lg.sum(dim=1, keepdim=True)
-    lg.div_(s)
+    lg.mul_(scale / s)
     return lg, (s.log_() + m).squeeze(1)
 
 
@@ -46,12 +48,12 @@ class _BlockCE(torch.autograd.Function):
         eager = reduction == "mean" and (need_q or need_K)
         dq = torch.empty_like(q) if eager and need_q else None
         dK = torch.zeros_like(K) if eager and need_K else None
+        buf = q.new_empty(min(block, B), K.shape[0])
         for s in range(0, B, block):
             q_b, t_b = q[s : s + block], target[s : s + block]
-            p, lse[s : s + block] = _softmax_block(q_b, K)
+            p, lse[s : s + block] = _softmax_block(q_b, K, buf, 1.0 / B if eager else 1.0)
             if eager:
-                p[torch.arange(len(t_b), device=p.device), t_b] -= 1.0
-                p.mul_(1.0 / B)
+                p[torch.arange(len(t_b), device=p.device), t_b] -= 1.0 / B
                 if dq is not None:
                     torch.mm(p, K, out=dq[s : s + block])
                 if dK is not None:
@@ -73,9 +75,10 @@ class _BlockCE(torch.autograd.Function):
         block = block_rows(K.shape[0])
         dq = torch.empty_like(q) if ctx.needs_input_grad[0] else None
         dK = torch.zeros_like(K) if ctx.needs_input_grad[1] else None
+        buf = q.new_empty(min(block, q.shape[0]), K.shape[0])
         for s in range(0, q.shape[0], block):
             q_b, t_b, g_b = q[s : s + block], target[s : s + block], g[s : s + block]
-            p = (q_b @ K.T).sub_(lse[s : s + block, None]).exp_()
+            p = torch.mm(q_b, K.T, out=buf[: q_b.shape[0]]).sub_(lse[s : s + block, None]).exp_()
             p[torch.arange(len(t_b), device=p.device), t_b] -= 1.0
             p.mul_(g_b[:, None])
             if dq is not None:
