@@ -54,3 +54,45 @@ def test_improvement_frame_prints_small_p_values_and_the_verdict_counts_signific
     worse = sum(v["significantly worse"] for v in res.improvement.values())
     assert (f"significantly worse on {worse}" in res.verdict) == (worse > 0)
     assert not any(v["significant"] and v["significantly worse"] for v in res.improvement.values())
+
+
+class _SeedStore:
+    """Per-user N@10 by model and seed: MealRec-TedRec ahead of SASRec at seeds 1 and 2, behind at 3."""
+
+    def path(self, *a, **kw):
+        from pathlib import Path
+
+        return Path(__file__)
+
+    def run(self, model, dataset, seed=1, **kw):
+        import numpy as np
+
+        rng = np.random.default_rng(1000 * seed + len(model))
+        shift = {"mealrec-tedrec": {1: 0.05, 2: 0.05, 3: -0.05}.get(seed, 0.0)}.get(model, 0.0)
+        per_user = np.clip(0.3 + shift + rng.normal(0, 0.05, 500), 0, 1)
+        m = float(per_user.mean())
+        return {"test": {k: m for k in ("hr@10", "ndcg@10", "hr@20", "ndcg@20")},
+                "per_user_test": {k: per_user for k in ("hr@10", "ndcg@10", "hr@20", "ndcg@20")},
+                "best_epoch": 40, "timing": {"epochs_run": 50, "train_time_per_epoch_s": 1.0},
+                "config": {"seed": seed, "train": {"epochs": 200, "patience": 10}}}
+
+
+def test_headline_rows_run_at_their_own_seeds_and_the_verdict_needs_every_seed():
+    from dataclasses import replace
+
+    prof = replace(get_profile("smoke"), seeds=(1,), model_seeds={"mealrec-tedrec": (1, 2, 3), "sasrec": (1, 2, 3)})
+    reqs = T2.overall_requests("synthetic-tiny", prof, models=["sasrec", "tedrec", "mealrec-tedrec"])
+    assert {m: [q.seed for q in qs] for m, qs in reqs.items()} == {
+        "sasrec": [1, 2, 3], "tedrec": [1], "mealrec-tedrec": [1, 2, 3]}
+    assert [q.seed for q in T2.overall_requests("synthetic-tiny", prof, seeds=[7])["sasrec"]] == [7]  # SEEDS wins
+
+    res = T2.overall(_SeedStore(), "synthetic-tiny", prof, models=["sasrec", "mealrec-tedrec"])
+    assert res.seeds == [1, 2, 3]
+    assert res.table.loc["mealrec-tedrec", ("train", "seeds")] == 3
+    assert res.table.loc["mealrec-tedrec", ("ndcg@10", "sd")] > 0.02  # +0.05, +0.05, -0.05 around the base
+    imp = res.improvement["ndcg@10"]
+    assert sorted(imp["p per seed"]) == [1, 2, 3] and all(p < 0.01 for p in imp["p per seed"].values())
+    # ahead on the seed means, but behind at seed 3: not significantly better, so not "reproduces"
+    assert imp["rel_imp_pct"] > 0 and not imp["significant"]
+    assert res.verdict.startswith("partly reproduces") and "at each of seeds 1, 2, 3" in res.verdict
+    assert "p per seed" in T2.improvement_frame(res.improvement).columns

@@ -100,10 +100,16 @@ class DTRExpert(nn.Module):
         self.proj = nn.Linear(d_in, d_out, bias=False)
         nn.init.normal_(self.proj.weight, mean=0.0, std=0.02)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scaled: torch.Tensor | None = None) -> torch.Tensor:
         # x (B, L, d_in) with L <= max_len. W (dropout(x) - b) computed as W dropout(x) - W b: the same
         # function; the frozen text needs no input gradient, and b's gradient comes from (L, d_out) sums.
-        return self.proj(self.dropout(x)) - self.proj(self.bias[: x.shape[1]])  # (B, L, d_out)
+        # ``scaled``: x / (1 - p), shared by the experts in training; the mask is drawn as Dropout draws it
+        # and picks from it (one pass instead of Dropout's two multiplications).
+        if scaled is None or not self.training or self.dropout.p == 0.0:
+            dropped = self.dropout(x)
+        else:
+            dropped = torch.where(torch.rand_like(x) >= self.dropout.p, scaled, 0.0)
+        return self.proj(dropped) - self.proj(self.bias[: x.shape[1]])  # (B, L, d_out)
 
 
 class MoEAdaptor(nn.Module):
@@ -128,8 +134,13 @@ class MoEAdaptor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g = self.gates(x)  # (B, L, E)
-        out = torch.stack([expert(x) for expert in self.experts], dim=-2)  # (B, L, E, d_out)
-        return (g.unsqueeze(-1) * out).sum(dim=-2)  # (B, L, d_out)
+        p = self.experts[0].dropout.p
+        scaled = x * (1.0 / (1.0 - p)) if self.training and 0.0 < p < 1.0 else None
+        out = None
+        for k, expert in enumerate(self.experts):  # sum_k g_k * expert_k(x), accumulated expert by expert
+            term = g[..., k : k + 1] * expert(x, scaled)  # (B, L, d_out)
+            out = term if out is None else out + term
+        return out  # (B, L, d_out)
 
 
 class TedRec(SASRec):

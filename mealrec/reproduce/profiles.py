@@ -51,6 +51,9 @@ class Profile:
     #: ``seedrec_seeds``; an empty tuple leaves the backbone off the page. Backbones not named
     #: keep ``seedrec_seeds``. See :meth:`seedrec_seeds_by_backbone`.
     seedrec_backbone_seeds: dict = field(default_factory=dict)
+    #: model -> seeds of its Table 2 row in place of ``seeds`` (the headline rows at more seeds than
+    #: the others); models not named keep ``seeds``. A notebook's ``SEEDS`` replaces all of them.
+    model_seeds: dict = field(default_factory=dict)
     #: Per-dataset thinning: dataset -> {field: value} replacing the fields above on that
     #: dataset only (a grid or an epoch budget that cannot fit on 2 cores). Stated on every page.
     thinned: dict = field(default_factory=dict)
@@ -102,6 +105,7 @@ class Profile:
             used = NOTEBOOK_FIELDS.get(notebook, ())
             changes = {k: v for k, v in changes.items() if k in used}
         longer = changes.pop("backbone_patience", {})
+        more_seeds = changes.pop("model_seeds", {})
         per_backbone = changes.pop("seedrec_backbone_seeds", {})
         base = PROFILES.get(self.name, self)
         parts = [f"a sample of {v} users instead of all of them" if k == "max_users"
@@ -111,6 +115,10 @@ class Profile:
                   f"page's {b} rows" for b, seeds in per_backbone.items()]
         text = (f"On {dataset} the `{self.name}` profile is thinned to fit a 2-core machine: " + "; ".join(parts)
                 + ".") if parts else ""
+        if more_seeds:
+            text += ((" " if text else "") + f"On {dataset} the headline rows of Table 2 run at more seeds: "
+                     + "; ".join(f"{m} {_fmt(tuple(s))}" for m, s in more_seeds.items())
+                     + f" (the other rows: {_fmt(tuple(self.seeds))}).")
         for b, pat in longer.items():
             text += ((" " if text else "") + f"On {dataset} every run on the {b} backbone ({b} itself, its MealRec and "
                      f"SeeDRec plug-ins and their ablations) trains with patience {pat} instead of {base.patience}: "

@@ -19,7 +19,7 @@ from .store import RunStore
 from .verdicts import ALPHA, METRIC_LABELS, requested_patience, p_text, seed_mean, training_record
 
 NOTEBOOK = "overall"
-FIELDS = RUN_FIELDS
+FIELDS = RUN_FIELDS + ("model_seeds",)
 #: The notebook's MODELS parameter picks its rows (None: every registered Table 2 model).
 TAKES_MODELS = True
 NO_VERDICT = "MealRec-TedRec is not among MODELS; no verdict."
@@ -58,10 +58,15 @@ def table2_models(models: Iterable[str] | None = None) -> list[str]:
     return sorted(names, key=lambda m: (m.startswith("mealrec"), rows.index(m) if m in rows else 99, m))
 
 
+def row_seeds(model: str, profile: Profile, seeds: Iterable[int] | None = None) -> list[int]:
+    """The seeds of ``model``'s row: ``seeds`` when given (a notebook's ``SEEDS``), else the
+    profile's seeds for that model (``model_seeds``, the headline rows) or its ``seeds``."""
+    return list(seeds or profile.model_seeds.get(model, profile.seeds))
+
+
 def overall_requests(dataset: str, profile: Profile, models: Iterable[str] | None = None,
                      seeds: Iterable[int] | None = None) -> dict[str, list[RunRequest]]:
-    seeds = list(seeds or profile.seeds)
-    return {m: [request(m, dataset, profile, s) for s in seeds] for m in table2_models(models)}
+    return {m: [request(m, dataset, profile, s) for s in row_seeds(m, profile, seeds)] for m in table2_models(models)}
 
 
 def notebook_requests(dataset: str, profile: Profile) -> list[RunRequest]:
@@ -71,11 +76,14 @@ def notebook_requests(dataset: str, profile: Profile) -> list[RunRequest]:
 
 def overall(store: RunStore, dataset: str, profile: Profile, models: Iterable[str] | None = None,
             seeds: Iterable[int] | None = None, ours: str = "mealrec-tedrec") -> OverallResult:
-    """Table 2 for one dataset: every model's test metrics (mean over seeds), the paper's
-    numbers and the difference, MealRec's relative improvement over the best baseline, and a
-    paired t-test of MealRec against that baseline (per-user metrics averaged over seeds)."""
-    seeds = list(seeds or profile.seeds)
-    runs = {m: [q.run(store) for q in reqs] for m, reqs in overall_requests(dataset, profile, models, seeds).items()}
+    """Table 2 for one dataset: every model's test metrics (mean and sd over its seeds), the paper's
+    numbers and the difference, MealRec's relative improvement over the best baseline (by the seed
+    means), and paired t-tests of MealRec against that baseline: over users on the seed-averaged
+    per-user metrics, and at each seed both rows ran. ``seeds`` None: each row's seeds as the
+    profile sets them (:func:`row_seeds`)."""
+    requests = overall_requests(dataset, profile, models, seeds)
+    runs = {m: [q.run(store) for q in reqs] for m, reqs in requests.items()}
+    seeds = sorted({q.seed for reqs in requests.values() for q in reqs})
     models = list(runs)
     ref = paper.TABLE2.get(dataset, {})
     rows = []
@@ -83,10 +91,12 @@ def overall(store: RunStore, dataset: str, profile: Profile, models: Iterable[st
         row = {"model": m}
         for k in METRICS:
             row[(k, "ours")] = float(np.mean([r["test"][k] for r in runs[m]]))
+            row[(k, "sd")] = float(np.std([r["test"][k] for r in runs[m]], ddof=1)) if len(runs[m]) > 1 else np.nan
             row[(k, "paper")] = ref.get(m, {}).get(k, np.nan)
             row[(k, "Δ")] = row[(k, "ours")] - row[(k, "paper")]
         row[("train", "s/epoch")] = float(np.mean([r["timing"]["train_time_per_epoch_s"] for r in runs[m]]))
         row[("train", "best epoch")] = float(np.mean([r["best_epoch"] for r in runs[m]]))
+        row[("train", "seeds")] = len(runs[m])
         rows.append(row)
     table = pd.DataFrame(rows).set_index("model")
     table.columns = pd.MultiIndex.from_tuples(table.columns)
@@ -98,13 +108,20 @@ def overall(store: RunStore, dataset: str, profile: Profile, models: Iterable[st
             best = max(baselines, key=lambda m: table.loc[m, (k, "ours")])
             a, b = seed_mean(runs[ours], k), seed_mean(runs[best], k)
             t = paired_ttest(a, b)
+            per_seed = per_seed_tests(runs[ours], runs[best], k)
+            ps = [v["p"] for v in per_seed.values()]
+            better = t["mean_a"] > t["mean_b"] and all(v["mean_a"] > v["mean_b"] for v in per_seed.values())
+            worse = t["mean_a"] < t["mean_b"] and all(v["mean_a"] < v["mean_b"] for v in per_seed.values())
+            significant = t["p"] < ALPHA and all(p < ALPHA for p in ps)
             improvement[k] = {"best_baseline": best,
                               "rel_imp_pct": 100 * (t["mean_a"] / t["mean_b"] - 1) if t["mean_b"] else np.nan,
-                              "p": t["p"], "significant": bool(t["p"] < ALPHA and t["mean_a"] > t["mean_b"]),
-                              "significantly worse": bool(t["p"] < ALPHA and t["mean_a"] < t["mean_b"]),
+                              "p": t["p"], "p per seed": {s: v["p"] for s, v in per_seed.items()},
+                              "significant": bool(significant and better),
+                              "significantly worse": bool(significant and worse),
                               "paper_rel_imp_pct": paper.TABLE2_REL_IMP.get(dataset, {}).get(k, np.nan)}
             tests[k] = t
         out.improvement = improvement
+        common = sorted(improvement["ndcg@10"]["p per seed"])
         wins = sum(v["rel_imp_pct"] > 0 for v in improvement.values())
         sig = sum(v["significant"] for v in improvement.values())
         worse = sum(v["significantly worse"] for v in improvement.values())
@@ -112,14 +129,17 @@ def overall(store: RunStore, dataset: str, profile: Profile, models: Iterable[st
         out.verdict = (
             f"{verdict}: {ours} beats the best baseline on {wins} of 4 metrics here, {sig} of them significantly"
             + (f", and is significantly worse on {worse}" if worse else "")
-            + f" (paired t-test over {len(a):,} test users, p < {ALPHA}); relative improvement "
+            + f" (paired t-test over {len(a):,} test users, p < {ALPHA}"
+            + (f", on the seed-averaged metrics and at each of seeds {', '.join(map(str, common))}" if len(common) > 1
+               else "") + "); relative improvement "
             + ", ".join(f"{METRIC_LABELS[k]} {v['rel_imp_pct']:+.1f}% vs {v['best_baseline']}"
                         for k, v in improvement.items())
             + (". The paper reports "
                + ", ".join(f"{METRIC_LABELS[k]} {v['paper_rel_imp_pct']:+.2f}%" for k, v in improvement.items())
                + " over its best baseline." if dataset in paper.TABLE2_REL_IMP
                else ". The paper has no row for this dataset.")
-            + " (Rule: 'reproduces' = better on all 4 metrics with p < 0.01; 'partly' = better on at least one.)"
+            + " (Rule: 'reproduces' = better on all 4 metrics by the seed means, with p < 0.01 on the seed-averaged "
+            "per-user metrics and at every seed both rows ran; 'partly' = better on at least one by the seed means.)"
         )
         left_out = [m for m in table2_models() if m not in models]
         if left_out:  # a subset (MODELS): the comparison covers only the rows shown
@@ -129,11 +149,22 @@ def overall(store: RunStore, dataset: str, profile: Profile, models: Iterable[st
     return out
 
 
+def per_seed_tests(ours: list[dict], other: list[dict], metric: str) -> dict[int, dict]:
+    """Seed -> paired t-test over users of ``ours`` against ``other`` at that seed, for every seed both
+    lists ran."""
+    by_seed = {r["config"]["seed"]: r for r in other}
+    return {r["config"]["seed"]: paired_ttest(r["per_user_test"][metric], by_seed[r["config"]["seed"]]["per_user_test"]
+                                              [metric])
+            for r in ours if r["config"]["seed"] in by_seed}
+
+
 def improvement_frame(improvement: dict) -> pd.DataFrame:
     """Table 2's last row as a table to show: one row per metric, p-values in scientific
     notation (a fixed 4-decimal display prints p = 4.9e-07 as 0.0000)."""
     frame = pd.DataFrame(improvement).T
     frame["p"] = [f"{p:.2g}" for p in frame["p"]]
+    if "p per seed" in frame:
+        frame["p per seed"] = [", ".join(f"{s}: {p:.2g}" for s, p in ps.items()) for ps in frame["p per seed"]]
     for col in ("rel_imp_pct", "paper_rel_imp_pct"):
         frame[col] = [f"{v:+.2f}" if v == v else "–" for v in frame[col].astype(float)]
     return frame
