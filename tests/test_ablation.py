@@ -20,3 +20,28 @@ def test_ablation_verdict_follows_its_stated_rule():
     assert text.startswith("partly reproduces:") and "(1) Full model at or above every ablated variant: no" in text
     script[("mealrec-tedrec", "full")] = (0.19, 1.0)  # below everything
     assert A.ablation(ScriptedStore(script), "synthetic-small", prof).verdict.startswith("does not reproduce:")
+
+
+def test_ablation_at_several_seeds_shows_means_sd_and_each_seeds_p():
+    from dataclasses import replace
+
+    class Seeded(ScriptedStore):
+        def run(self, model, dataset, **kw):
+            res = super().run(model, dataset, **kw)
+            res["config"] = {**res["config"], "seed": kw["seed"]}
+            res["test"] = {k: v + 0.01 * kw["seed"] for k, v in res["test"].items()}
+            res["per_user_test"] = {"ndcg@10": res["per_user_test"]["ndcg@10"] + 0.01 * kw["seed"]}
+            return res
+
+    prof = replace(get_profile("full", "synthetic-small"), ablation_seeds=(1, 2, 3))
+    assert [q.seed for q in A.ablation_requests("synthetic-small", prof)["full"]] == [1, 2, 3]
+    assert [q.seed for q in A.ablation_requests("synthetic-small", get_profile("full", "synthetic-small"))["full"]
+            ] == [2020]  # the default: the first of the profile's seeds
+    order = {"tedrec": 0.20, "full": 0.25, "-TCD": 0.23, "-NPD": 0.24, "-TCD-NPD": 0.21}
+    script = {("tedrec", "full"): (order["tedrec"], 1.0),
+              **{("mealrec-tedrec", v): (order[v], 1.0) for v in A.VARIANTS}}
+    res = A.ablation(Seeded(script), "synthetic-small", prof)
+    assert abs(res.table.loc["full", "ndcg@10"] - 0.27) < 1e-9  # 0.25 + mean(0.01, 0.02, 0.03)
+    assert abs(res.table.loc["full", "N@10 sd"] - 0.01) < 1e-9
+    assert res.table.loc["-TCD", "p vs full per seed"].startswith("1: ")
+    assert res.verdict.startswith("reproduces:") and "means over 3 seeds" in res.verdict

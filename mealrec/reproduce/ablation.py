@@ -13,19 +13,20 @@ from .page import Page
 from .profiles import RUN_FIELDS, Profile
 from .requests import RunRequest, request
 from .store import RunStore
-from .verdicts import ALPHA, p_text, schedule_caveat
+from .verdicts import ALPHA, p_text, schedule_caveat, seed_mean
 
 NOTEBOOK = "ablation"
 #: MealRec's variants (Figures 3 and 6).
 VARIANTS = ("full", "-TCD", "-NPD", "-TCD-NPD")
 #: The profile fields this page reads (its thinning note names only these).
-FIELDS = RUN_FIELDS + ("ablation_backbones",)
+FIELDS = RUN_FIELDS + ("ablation_backbones", "ablation_seeds")
 
 
 #: The book page: its slug, title, protocol caption and what it pastes per dataset.
 PAGE = Page("ablation", "figure3-6", "Figures 3 and 6: ablation and universality",
             "MealRec's variants (full, -TCD, -NPD, -TCD-NPD) beside the bare backbone, on TedRec (Figure 3), "
-            "SASRec and CL4SRec (Figure 6); test metrics, one seed; p-values against the full model.",
+            "SASRec and CL4SRec (Figure 6); test metrics, mean over the page's seeds; p-values against the full "
+            "model.",
             (("any", "table-tedrec"), ("text", "verdict-tedrec"), ("any", "table-sasrec"), ("text", "verdict-sasrec"),
              ("any", "table-cl4srec"), ("text", "verdict-cl4srec"), ("figure", "figure")))
 
@@ -36,10 +37,18 @@ class AblationResult:
     verdict: str
 
 
+def ablation_seeds(profile: Profile, seeds=None) -> list[int]:
+    """The page's seeds: ``seeds`` when given (a notebook's ``SEEDS``), else the profile's
+    ``ablation_seeds``, else the first of its ``seeds``."""
+    return list(seeds or profile.ablation_seeds or profile.seeds[:1])
+
+
 def ablation_requests(dataset: str, profile: Profile, backbone: str = "tedrec",
-                      seed: int | None = None) -> dict[str, RunRequest]:
-    out = {backbone: request(backbone, dataset, profile, seed)}
-    out.update({v: request(f"mealrec-{backbone}", dataset, profile, seed, {"variant": v}) for v in VARIANTS})
+                      seeds=None) -> dict[str, list[RunRequest]]:
+    seeds = ablation_seeds(profile, seeds)
+    out = {backbone: [request(backbone, dataset, profile, s) for s in seeds]}
+    out.update({v: [request(f"mealrec-{backbone}", dataset, profile, s, {"variant": v}) for s in seeds]
+                for v in VARIANTS})
     return out
 
 
@@ -51,20 +60,34 @@ def pastes(key: str, profile: Profile) -> bool:
 
 def notebook_requests(dataset: str, profile: Profile) -> list[RunRequest]:
     """The runs the notebook reads on ``dataset`` with its default parameters, in its order."""
-    return [r for b in profile.ablation_backbones for r in ablation_requests(dataset, profile, b).values()]
+    return [r for b in profile.ablation_backbones for rs in ablation_requests(dataset, profile, b).values() for r in rs]
+
+
+def _p(a: dict, b: dict) -> float:
+    """Paired t-test over users of two runs' test N@10."""
+    return paired_ttest(a["per_user_test"]["ndcg@10"], b["per_user_test"]["ndcg@10"])["p"]
 
 
 def ablation(store: RunStore, dataset: str, profile: Profile, backbone: str = "tedrec",
-             seed: int | None = None) -> AblationResult:
+             seeds=None) -> AblationResult:
     """The backbone and MealRec's four variants on it (Figure 3 for TedRec, Figure 6 for the
-    others): test metrics, and a paired t-test of each variant against the full model."""
-    runs = {name: q.run(store) for name, q in ablation_requests(dataset, profile, backbone, seed).items()}
+    others): test metrics (mean over the page's seeds, and their sd with several), and paired
+    t-tests of each variant against the full model over test users: on the seed-averaged per-user
+    N@10 and, with several seeds, at each seed."""
+    requests = ablation_requests(dataset, profile, backbone, seeds)
+    runs = {name: [q.run(store) for q in qs] for name, qs in requests.items()}
+    n_seeds = len(runs["full"])
     rows = []
-    for name, r in runs.items():
-        row = {"variant": name, **{k: r["test"][k] for k in METRICS}}
-        p = (paired_ttest(r["per_user_test"]["ndcg@10"], runs["full"]["per_user_test"]["ndcg@10"])["p"]
+    for name, rs in runs.items():
+        row = {"variant": name, **{k: float(np.mean([r["test"][k] for r in rs])) for k in METRICS}}
+        if n_seeds > 1:
+            row["N@10 sd"] = float(np.std([r["test"]["ndcg@10"] for r in rs], ddof=1))
+        p = (paired_ttest(seed_mean(rs, "ndcg@10"), seed_mean(runs["full"], "ndcg@10"))["p"]
              if name != "full" else np.nan)
         row["p vs full (N@10)"] = p
+        if n_seeds > 1:
+            row["p vs full per seed"] = "" if name == "full" else ", ".join(
+                f"{a['config']['seed']}: {_p(a, b):.2g}" for a, b in zip(rs, runs["full"]))
         rows.append(row)
     table = pd.DataFrame(rows).set_index("variant")
     full = table.loc["full", "ndcg@10"]
@@ -85,8 +108,9 @@ def ablation(store: RunStore, dataset: str, profile: Profile, backbone: str = "t
             "(Rule: 'reproduces' = all three hold; 'partly' = (1) or (2) holds.) "
             + (f"Different from the full model at p < {ALPHA} (paired t-test over test users, N@10): " + ", ".join(sig)
                if sig else f"No row differs from the full model at p < {ALPHA} (paired t-test over test users, N@10)")
-            + "; one seed.")
-    text += schedule_caveat({k: [r] for k, r in runs.items()}, profile)
+            + ("; one seed." if n_seeds == 1 else f"; means over {n_seeds} seeds, p on the seed-averaged per-user "
+               "metrics (the table gives each seed's p)."))
+    text += schedule_caveat(runs, profile)
     return AblationResult(table, text)
 
 

@@ -54,6 +54,8 @@ class Profile:
     #: model -> seeds of its Table 2 row in place of ``seeds`` (the headline rows at more seeds than
     #: the others); models not named keep ``seeds``. A notebook's ``SEEDS`` replaces all of them.
     model_seeds: dict = field(default_factory=dict)
+    #: Seeds of the ablation page (Figures 3 and 6; None: the first of ``seeds``).
+    ablation_seeds: tuple[int, ...] | None = None
     #: Per-dataset thinning: dataset -> {field: value} replacing the fields above on that
     #: dataset only (a grid or an epoch budget that cannot fit on 2 cores). Stated on every page.
     thinned: dict = field(default_factory=dict)
