@@ -39,11 +39,13 @@ class Dropout(nn.Module):
         input at positions ``rows (B,)``: the mask is drawn at the full shape and its rows kept."""
         if not self.training or self.p == 0.0:
             return x
+        # the uniform draws become the scaled mask in place: x * (keep / (1 - p)) equals x * keep / (1 - p) bit
+        # for bit (keep is 0 or 1), in one pass instead of three
         if full is None:
-            keep = torch.rand_like(x) >= self.p
+            mask = torch.rand_like(x).ge_(self.p)
         else:
-            keep = pick(torch.rand(full, dtype=x.dtype, device=x.device) >= self.p, rows)
-        return x * keep * (1.0 / (1.0 - self.p))
+            mask = pick(torch.rand(full, dtype=x.dtype, device=x.device).ge_(self.p), rows)
+        return x * mask.mul_(1.0 / (1.0 - self.p))
 
 
 def pick(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

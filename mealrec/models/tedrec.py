@@ -103,12 +103,12 @@ class DTRExpert(nn.Module):
     def forward(self, x: torch.Tensor, scaled: torch.Tensor | None = None) -> torch.Tensor:
         # x (B, L, d_in) with L <= max_len. W (dropout(x) - b) computed as W dropout(x) - W b: the same
         # function; the frozen text needs no input gradient, and b's gradient comes from (L, d_out) sums.
-        # ``scaled``: x / (1 - p), shared by the experts in training; the mask is drawn as Dropout draws it
-        # and picks from it (one pass instead of Dropout's two multiplications).
-        if scaled is None or not self.training or self.dropout.p == 0.0:
+        # ``scaled``: x / (1 - p), shared by the experts in training (the frozen text needs no gradient); the
+        # mask is drawn as Dropout draws it and multiplies it in place (no select, no new buffer).
+        if scaled is None or scaled.requires_grad or not self.training or self.dropout.p == 0.0:
             dropped = self.dropout(x)
         else:
-            dropped = torch.where(torch.rand_like(x) >= self.dropout.p, scaled, 0.0)
+            dropped = torch.rand_like(x).ge_(self.dropout.p).mul_(scaled)  # the draws become the output in place
         return self.proj(dropped) - self.proj(self.bias[: x.shape[1]])  # (B, L, d_out)
 
 
