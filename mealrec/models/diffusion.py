@@ -170,10 +170,11 @@ class GaussianDiffusion(nn.Module):
                     x_t = self.posterior_mean(fn(x_t, t), x_t, t)
             jac = (self.posterior_mean_coef1 + self.posterior_mean_coef2)[steps - n_free : steps].prod()
             x_t = x_t + jac * (x_T - x_T.detach())  # same value, straight-through gradient to x_T
+        c1, c2 = self.posterior_mean_coef1, self.posterior_mean_coef2
         for step in range(steps - n_free, 0, -1):
             t = torch.full((x_T.shape[0],), step, dtype=torch.long, device=x_T.device)
             x0_hat = fn(x_t, t)
-            x_t = self.posterior_mean(x0_hat, x_t, t)
+            x_t = c1[step - 1] * x0_hat + c2[step - 1] * x_t  # posterior_mean, every row at one step
         return x0_hat
 
 

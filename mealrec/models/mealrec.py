@@ -268,17 +268,25 @@ class QueryBlock(nn.Module):
         return x.view(B, M, h, d // h).transpose(1, 2)  # (B, h, M, dh)
 
     def prepare(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``cond (B, M, d)`` -> its keys and values ``(B, h, M, dh)`` each."""
+        """``cond (B, M, d)`` -> its keys (scaled as :meth:`attend` scales them) and values ``(B, h, M, dh)`` each."""
         a = self.attention
-        return self._heads(a.key(cond)), self._heads(a.value(cond))
+        k = self._heads(a.key(cond))
+        return k * k.shape[-1] ** -0.25, self._heads(a.value(cond))
 
     def attend(self, q: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        # q (B, 1, d); kv from prepare()
+        # q (B, 1, d); kv from prepare(). scaled_dot_product_attention's math (q and k each scaled by
+        # sqrt(1/sqrt(dh)); on the CPU its attention dropout is bernoulli_(1 - p) over the (B, h, 1, 1 + M)
+        # weights, drawn here the same way), with products and sums over the single query instead of batched
+        # (1 x dh) @ (dh x M) matrix products, and the query token's own key and value kept apart (no concatenation).
         a = self.attention
-        k = torch.cat([self._heads(a.key(q)), kv[0]], dim=2)
-        v = torch.cat([self._heads(a.value(q)), kv[1]], dim=2)
-        p = a.attn_dropout if self.training else 0.0
-        ctx = F.scaled_dot_product_attention(self._heads(a.query(q)), k, v, dropout_p=p)  # (B, h, 1, dh)
+        kc, vc = kv  # (B, h, M, dh)
+        s = kc.shape[-1] ** -0.25
+        qh, kq, vq = self._heads(a.query(q) * s), self._heads(a.key(q) * s), self._heads(a.value(q))  # (B, h, 1, dh)
+        attn = torch.cat([(qh * kq).sum(-1), (qh * kc).sum(-1)], dim=-1).softmax(-1)  # (B, h, 1 + M)
+        if self.training and a.attn_dropout > 0.0:
+            keep = 1.0 - a.attn_dropout
+            attn = attn * torch.empty_like(attn).bernoulli_(keep).div_(keep)
+        ctx = attn[..., :1, None] * vq + (attn[..., 1:, None] * vc).sum(2, keepdim=True)  # (B, h, 1, dh)
         ctx = ctx.transpose(1, 2).reshape(q.shape)
         return self.ffn(a.norm(a.out_dropout(a.dense(ctx)) + q))
 
@@ -369,7 +377,8 @@ class MealRec(BackbonePlugin):
         logits = -self.config.gamma * (item_seq_len[:, None] - k).float()  # (B, L)
         logits = logits.masked_fill(k > item_seq_len[:, None], -torch.inf)
         alpha = torch.softmax(logits, dim=1)  # (B, L)
-        return (alpha[:, :, None] * self.visual[item_seq]).sum(1)  # (B, d_v)
+        # the weighted sum without gathering (B, L, d_v): alpha carries no gradient (it depends on lengths only)
+        return F.embedding_bag(item_seq, self.visual, per_sample_weights=alpha, mode="sum")  # (B, d_v)
 
     def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> Output:
         """``h (B, d)``; parts: the diffusion losses (training only) and the frames before and after TCD."""
