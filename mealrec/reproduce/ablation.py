@@ -37,15 +37,20 @@ class AblationResult:
     verdict: str
 
 
-def ablation_seeds(profile: Profile, seeds=None) -> list[int]:
-    """The page's seeds: ``seeds`` when given (a notebook's ``SEEDS``), else the profile's
-    ``ablation_seeds``, else the first of its ``seeds``."""
-    return list(seeds or profile.ablation_seeds or profile.seeds[:1])
+def ablation_seeds(profile: Profile, backbone: str, seeds=None) -> list[int]:
+    """The seeds of the rows on ``backbone``: ``seeds`` when given (a notebook's ``SEEDS``), else the
+    profile's ``ablation_seeds`` for that backbone, else the first of its ``seeds``."""
+    return list(seeds or profile.ablation_seeds.get(backbone) or profile.seeds[:1])
+
+
+def page_seeds(profile: Profile, seeds=None) -> list[int]:
+    """Every seed a row of the page runs at (the backbones the profile shows)."""
+    return sorted({s for b in profile.ablation_backbones for s in ablation_seeds(profile, b, seeds)})
 
 
 def ablation_requests(dataset: str, profile: Profile, backbone: str = "tedrec",
                       seeds=None) -> dict[str, list[RunRequest]]:
-    seeds = ablation_seeds(profile, seeds)
+    seeds = ablation_seeds(profile, backbone, seeds)
     out = {backbone: [request(backbone, dataset, profile, s) for s in seeds]}
     out.update({v: [request(f"mealrec-{backbone}", dataset, profile, s, {"variant": v}) for s in seeds]
                 for v in VARIANTS})

@@ -54,8 +54,9 @@ class Profile:
     #: model -> seeds of its Table 2 row in place of ``seeds`` (the headline rows at more seeds than
     #: the others); models not named keep ``seeds``. A notebook's ``SEEDS`` replaces all of them.
     model_seeds: dict = field(default_factory=dict)
-    #: Seeds of the ablation page (Figures 3 and 6; None: the first of ``seeds``).
-    ablation_seeds: tuple[int, ...] | None = None
+    #: backbone -> seeds of the ablation page's rows on it (Figures 3 and 6); backbones not named
+    #: run at the first of ``seeds``.
+    ablation_seeds: dict = field(default_factory=dict)
     #: Per-dataset thinning: dataset -> {field: value} replacing the fields above on that
     #: dataset only (a grid or an epoch budget that cannot fit on 2 cores). Stated on every page.
     thinned: dict = field(default_factory=dict)
@@ -108,6 +109,7 @@ class Profile:
             changes = {k: v for k, v in changes.items() if k in used}
         longer = changes.pop("backbone_patience", {})
         more_seeds = changes.pop("model_seeds", {})
+        ablation_more = changes.pop("ablation_seeds", {})
         per_backbone = changes.pop("seedrec_backbone_seeds", {})
         base = PROFILES.get(self.name, self)
         parts = [f"a sample of {v} users instead of all of them" if k == "max_users"
@@ -121,6 +123,10 @@ class Profile:
             text += ((" " if text else "") + f"On {dataset} the headline rows of Table 2 run at more seeds: "
                      + "; ".join(f"{m} {_fmt(tuple(s))}" for m, s in more_seeds.items())
                      + f" (the other rows: {_fmt(tuple(self.seeds))}).")
+        if ablation_more:
+            text += ((" " if text else "") + f"On {dataset} the ablation page runs "
+                     + "; ".join(f"the {b} rows at seeds {_fmt(tuple(s))}" for b, s in ablation_more.items())
+                     + f" (the other backbones: seed {self.seeds[0]}).")
         for b, pat in longer.items():
             text += ((" " if text else "") + f"On {dataset} every run on the {b} backbone ({b} itself, its MealRec and "
                      f"SeeDRec plug-ins and their ablations) trains with patience {pat} instead of {base.patience}: "
@@ -161,7 +167,7 @@ def _typed(key: str, value, where: str):
         if not isinstance(value, list):
             raise MealRecError(f"{where}: {key} must be a list, got {value!r}")
         return tuple(value)
-    if key == "seedrec_backbone_seeds":
+    if key in ("seedrec_backbone_seeds", "ablation_seeds"):
         return {b: tuple(s) for b, s in value.items()}
     if key == "thinned":
         return {d: {k: _typed(k, v, f"{where}: thinned: {d}") for k, v in over.items()} for d, over in value.items()}
