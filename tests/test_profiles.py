@@ -209,3 +209,22 @@ def test_the_seedrec_page_has_its_own_seeds_and_states_their_thinning():
     assert get_profile("quick").seeds_for("seedrec") == (2020,)
     with pytest.raises(MealRecError, match="valid backbones: sasrec, cl4srec"):
         replace(full, seedrec_backbone_seeds={"tedrec": (1,)}).seedrec_seeds_by_backbone()
+
+
+def test_why_thinned_is_stated_on_the_pages_that_read_the_field(tmp_path):
+    from mealrec.reproduce import profiles as PR
+
+    import yaml
+
+    data = yaml.safe_load((PR.PROFILE_DIR / "full.yaml").read_text(encoding="utf-8"))
+    data["why_thinned"] = {"synthetic-small": {"lambdas": "The full grid: ~99 core-hours."}}
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    prof = PR.load_profile(path)
+    assert "{5, 10, 25} instead of {5, 10, 15, 20, 25}. The full grid: ~99 core-hours." in prof.thinning_note(
+        "synthetic-small", "sensitivity")
+    assert "core-hours" not in prof.thinning_note("synthetic-small", "seedrec")
+    data["why_thinned"] = {"synthetic-small": {"lambda": "typo"}}
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(MealRecError, match="why_thinned: synthetic-small names unknown fields lambda"):
+        PR.load_profile(path)

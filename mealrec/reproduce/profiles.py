@@ -60,6 +60,9 @@ class Profile:
     #: Per-dataset thinning: dataset -> {field: value} replacing the fields above on that
     #: dataset only (a grid or an epoch budget that cannot fit on 2 cores). Stated on every page.
     thinned: dict = field(default_factory=dict)
+    #: dataset -> {thinned field: why, e.g. the full grid's `--plan` cost}: stated after the
+    #: thinning note on the pages that read that field.
+    why_thinned: dict = field(default_factory=dict)
     #: The positive controls: only the controls page runs on them, and it runs on nothing else.
     #: Their validation targets are unpredictable, so their runs train a fixed number of epochs
     #: (see :mod:`mealrec.reproduce.controls`), at these seeds.
@@ -107,6 +110,7 @@ class Profile:
 
             used = NOTEBOOK_FIELDS.get(notebook, ())
             changes = {k: v for k, v in changes.items() if k in used}
+        why = [w for k, w in self.why_thinned.get(dataset, {}).items() if k in changes]
         longer = changes.pop("backbone_patience", {})
         more_seeds = changes.pop("model_seeds", {})
         ablation_more = changes.pop("ablation_seeds", {})
@@ -118,7 +122,7 @@ class Profile:
                   else f"seeds {_fmt(tuple(seeds))} on the SeeDRec "
                   f"page's {b} rows" for b, seeds in per_backbone.items()]
         text = (f"On {dataset} the `{self.name}` profile is thinned to fit a 2-core machine: " + "; ".join(parts)
-                + ".") if parts else ""
+                + "." + "".join(f" {w}" for w in why)) if parts else ""
         if more_seeds:
             text += ((" " if text else "") + f"On {dataset} the headline rows of Table 2 run at more seeds: "
                      + "; ".join(f"{m} {_fmt(tuple(s))}" for m, s in more_seeds.items())
@@ -169,6 +173,12 @@ def _typed(key: str, value, where: str):
         return tuple(value)
     if key in ("seedrec_backbone_seeds", "ablation_seeds"):
         return {b: tuple(s) for b, s in value.items()}
+    if key == "why_thinned":
+        for d, reasons in value.items():
+            bad = sorted(set(reasons) - known)
+            if bad:
+                raise MealRecError(f"{where}: why_thinned: {d} names unknown fields {', '.join(bad)}")
+        return {d: {k: str(w) for k, w in reasons.items()} for d, reasons in value.items()}
     if key == "thinned":
         return {d: {k: _typed(k, v, f"{where}: thinned: {d}") for k, v in over.items()} for d, over in value.items()}
     return value
