@@ -13,7 +13,7 @@ from .page import Page
 from .profiles import RUN_FIELDS, Profile
 from .requests import RunRequest, request
 from .store import RunStore
-from .verdicts import ALPHA, p_text, schedule_caveat, seed_mean
+from .verdicts import ALPHA, p_text, per_seed_tests, schedule_caveat, seed_mean
 
 NOTEBOOK = "ablation"
 #: MealRec's variants (Figures 3 and 6).
@@ -68,11 +68,6 @@ def notebook_requests(dataset: str, profile: Profile) -> list[RunRequest]:
     return [r for b in profile.ablation_backbones for rs in ablation_requests(dataset, profile, b).values() for r in rs]
 
 
-def _p(a: dict, b: dict) -> float:
-    """Paired t-test over users of two runs' test N@10."""
-    return paired_ttest(a["per_user_test"]["ndcg@10"], b["per_user_test"]["ndcg@10"])["p"]
-
-
 def ablation(store: RunStore, dataset: str, profile: Profile, backbone: str = "tedrec",
              seeds=None) -> AblationResult:
     """The backbone and MealRec's four variants on it (Figure 3 for TedRec, Figure 6 for the
@@ -92,7 +87,7 @@ def ablation(store: RunStore, dataset: str, profile: Profile, backbone: str = "t
         row["p vs full (N@10)"] = p
         if n_seeds > 1:
             row["p vs full per seed"] = "" if name == "full" else ", ".join(
-                f"{a['config']['seed']}: {_p(a, b):.2g}" for a, b in zip(rs, runs["full"]))
+                f"{seed}: {t['p']:.2g}" for seed, t in per_seed_tests(rs, runs["full"], "ndcg@10").items())
         rows.append(row)
     table = pd.DataFrame(rows).set_index("variant")
     full = table.loc["full", "ndcg@10"]

@@ -16,7 +16,7 @@ from .page import Page
 from .profiles import RUN_FIELDS, Profile
 from .requests import RunRequest, request
 from .store import RunStore
-from .verdicts import ALPHA, METRIC_LABELS, requested_patience, p_text, seed_mean, training_record
+from .verdicts import ALPHA, METRIC_LABELS, requested_patience, p_text, per_seed_tests, seed_mean, training_record
 
 NOTEBOOK = "overall"
 FIELDS = RUN_FIELDS + ("model_seeds",)
@@ -147,15 +147,6 @@ def overall(store: RunStore, dataset: str, profile: Profile, models: Iterable[st
                                "above is the best of the rows shown, so the verdict is provisional.")
         out.left_out = left_out
     return out
-
-
-def per_seed_tests(ours: list[dict], other: list[dict], metric: str) -> dict[int, dict]:
-    """Seed -> paired t-test over users of ``ours`` against ``other`` at that seed, for every seed both
-    lists ran."""
-    by_seed = {r["config"]["seed"]: r for r in other}
-    return {r["config"]["seed"]: paired_ttest(r["per_user_test"][metric], by_seed[r["config"]["seed"]]["per_user_test"]
-                                              [metric])
-            for r in ours if r["config"]["seed"] in by_seed}
 
 
 def improvement_frame(improvement: dict) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..evaluation import paired_ttest
 from .profiles import PLATEAU_BEST_EPOCH, Profile
 
 
@@ -26,6 +27,15 @@ def p_text(p: float | None) -> str:
 
 def seed_mean(runs: list[dict], metric: str) -> np.ndarray:
     return np.mean([r["per_user_test"][metric] for r in runs], axis=0)
+
+
+def per_seed_tests(ours: list[dict], other: list[dict], metric: str) -> dict[int, dict]:
+    """Seed -> paired t-test over users of ``ours`` against ``other`` at that seed, for every seed both
+    lists ran."""
+    by_seed = {r["config"]["seed"]: r for r in other}
+    return {r["config"]["seed"]: paired_ttest(r["per_user_test"][metric], by_seed[r["config"]["seed"]]["per_user_test"]
+                                              [metric])
+            for r in ours if r["config"]["seed"] in by_seed}
 
 
 def _patience(result: dict, default: int) -> int:
