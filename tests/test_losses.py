@@ -52,3 +52,39 @@ def test_bad_arguments_say_what_is_wrong():
         full_softmax_ce(q, K, t, reduction="sum")
     with pytest.raises(ValueError, match=r"q \(B, d\)"):
         full_softmax_ce(q, K[:, :2], t)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("n", [6, 4100])  # one block; several blocks with a ragged last one (block 1023 rows)
+def test_exclude_self_matches_a_masked_diagonal_and_its_gradients(reduction, n):
+    g = torch.Generator().manual_seed(5)
+    z0 = torch.randn(n, 8, generator=g, dtype=torch.float64)
+    t = (torch.arange(n) + n // 2) % n
+    w = torch.rand(n, dtype=torch.float64)
+    eye = torch.eye(n, dtype=torch.bool)
+    out = []
+    for fn in (lambda z: F.cross_entropy((z / 0.5 @ z.T).masked_fill(eye, float("-inf")), t, reduction=reduction),
+               lambda z: full_softmax_ce(z / 0.5, z, t, reduction=reduction, exclude_self=True)):
+        z = z0.clone().requires_grad_()
+        loss = fn(z * 1.0)  # both operands from one tensor, as InfoNCE's
+        (loss if reduction == "mean" else (loss * w).sum()).backward()
+        out.append((loss.detach(), z.grad))
+        with torch.no_grad():
+            out[-1] += (fn(z),)
+    for x, y in zip(*out):
+        torch.testing.assert_close(y, x, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="exclude_self needs as many rows"):
+        full_softmax_ce(z0[:3], z0, t[:3], exclude_self=True)
+
+
+def test_info_nce_equals_the_plain_masked_cross_entropy():
+    from mealrec.models.cl4srec import info_nce
+
+    g = torch.Generator().manual_seed(2)
+    z1, z2 = (torch.randn(300, 16, generator=g) for _ in range(2))
+    for sim, tau in (("dot", 1.0), ("cos", 0.2)):
+        z = torch.cat([z1, z2])
+        z = F.normalize(z, dim=-1) if sim == "cos" else z
+        s = (z @ z.T / tau).masked_fill(torch.eye(600, dtype=torch.bool), float("-inf"))
+        plain = F.cross_entropy(s, (torch.arange(600) + 300) % 600)
+        torch.testing.assert_close(info_nce(z1, z2, tau, sim), plain, rtol=1e-6, atol=1e-6)

@@ -73,6 +73,7 @@ from torch import nn
 
 from ..utils import MealRecError
 from .layers import init_weights
+from .losses import full_softmax_ce
 from .sasrec import SASRec, SASRecConfig
 
 CROP, MASK, REORDER = 0, 1, 2
@@ -183,11 +184,9 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 1.0, simil
         z = F.normalize(z, dim=-1)
     elif similarity != "dot":
         raise MealRecError(f"similarity must be one of {', '.join(SIMILARITIES)}; got {similarity!r}")
-    sim = (z @ z.T) / temperature  # (2B, 2B)
-    self_pair = torch.eye(2 * B, dtype=torch.bool, device=z.device)
-    sim = sim.masked_fill(self_pair, float("-inf"))
     target = (torch.arange(2 * B, device=z.device) + B) % (2 * B)  # the other view
-    return F.cross_entropy(sim, target)
+    # cross-entropy of (z / tau) z^T with its diagonal at -inf, in blocks of rows (no (2B, 2B) matrix)
+    return full_softmax_ce(z / temperature, z, target, exclude_self=True)
 
 
 class CL4SRec(SASRec):
